@@ -1,0 +1,2 @@
+//! The command line that talks to the server over the control socket and prints
+//! what fail2ban-client prints.
