@@ -36,3 +36,24 @@ pub struct FilterDef {
     /// Every combined option, for `-d` dumps and diagnostics.
     pub options: BTreeMap<String, String>,
 }
+
+/// An action of a jail after layering, parameters and `%()` interpolation.
+#[derive(Debug, Clone, Default)]
+pub struct ActionDef {
+    /// The action's name in its jail (`actname`, else the action.d file name).
+    pub name: String,
+    /// The action.d file it was read from (`nftables-multiport`).
+    pub file: String,
+    /// Options in Fail2ban's order: the `[Definition]` commands (`actionstart`,
+    /// `actionban`, ...), then the `[Init]` values and parameters, conditional
+    /// values under their full key (`addr_set?family=inet6`). Runtime tags
+    /// (`<ip>`, `<addr_set>`, `<known/chain>`) are still in the text.
+    pub options: Vec<(String, String)>,
+}
+
+impl ActionDef {
+    /// The value of option `key` (exact key, conditional keys included).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.options.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}

@@ -21,3 +21,6 @@ pub struct Failure {
     /// A `<F-NOFAIL>` match: carries data, is not counted as a failure.
     pub nofail: bool,
 }
+
+pub mod date;
+pub mod pcre;
