@@ -1,0 +1,430 @@
+//! The server's log in Fail2ban's line format, so that what admins grep keeps
+//! working: `2026-11-27 02:09:15,764 fail2ban.actions        [3784]: NOTICE  [postfix] Ban 1.2.3.4`.
+//!
+//! Events come through `tracing`. Fail2ban's logger name is the event's target
+//! when it starts with `fail2ban`, else it is derived from the module. Fail2ban's
+//! NOTICE level (between INFO and WARNING) is an INFO event with `notice = true`
+//! (see [`notice!`](crate::notice)). Level and target can change at run time
+//! (`set loglevel`, `set logtarget`, `flushlogs`).
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::Layer;
+
+/// Logs at Fail2ban's NOTICE level (where `Ban`/`Unban`/`Found` lines go).
+#[macro_export]
+macro_rules! notice {
+    (target: $target:expr, $($arg:tt)+) => {
+        ::tracing::info!(target: $target, notice = true, $($arg)+)
+    };
+}
+
+/// Fail2ban's levels, with Python logging's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Heavy = 5,
+    Trace = 7,
+    Debug = 10,
+    Msg = 18,
+    Info = 20,
+    Notice = 25,
+    Warning = 30,
+    Error = 40,
+    Critical = 50,
+}
+
+impl Level {
+    /// Parses a level as `set loglevel` and fail2ban.conf accept it: a name
+    /// (any case, with Python's aliases) or a number.
+    pub fn parse(s: &str) -> Option<Level> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<u32>() {
+            return Some(match n {
+                0..=5 => Level::Heavy,
+                6..=7 => Level::Trace,
+                8..=10 => Level::Debug,
+                11..=18 => Level::Msg,
+                19..=20 => Level::Info,
+                21..=25 => Level::Notice,
+                26..=30 => Level::Warning,
+                31..=40 => Level::Error,
+                _ => Level::Critical,
+            });
+        }
+        Some(match s.to_ascii_uppercase().as_str() {
+            "HEAVYDEBUG" | "HEAVY" => Level::Heavy,
+            "TRACEDEBUG" | "TRACE" => Level::Trace,
+            "DEBUG" => Level::Debug,
+            "MSG" => Level::Msg,
+            "INFO" => Level::Info,
+            "NOTICE" => Level::Notice,
+            "WARNING" | "WARN" => Level::Warning,
+            "ERROR" => Level::Error,
+            "CRITICAL" | "FATAL" => Level::Critical,
+            _ => return None,
+        })
+    }
+
+    /// The name in log lines (Python's `levelname`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Heavy => "HEAVY",
+            Level::Trace => "TRACE",
+            Level::Debug => "DEBUG",
+            Level::Msg => "MSG",
+            Level::Info => "INFO",
+            Level::Notice => "NOTICE",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Critical => "CRITICAL",
+        }
+    }
+
+    /// syslog severity for the SYSLOG target.
+    fn severity(self) -> u8 {
+        match self {
+            Level::Critical => 2,
+            Level::Error => 3,
+            Level::Warning => 4,
+            Level::Notice => 5,
+            Level::Info | Level::Msg => 6,
+            _ => 7,
+        }
+    }
+}
+
+/// Where log lines go.
+enum Sink {
+    File { path: PathBuf, file: File },
+    Stdout,
+    Stderr,
+    Syslog { socket: UnixDatagram },
+}
+
+struct State {
+    level: Level,
+    /// The target as configured (`/var/log/fail2ban.log`, `STDOUT`, `SYSLOG`, ...).
+    target: String,
+    sink: Sink,
+    pid: u32,
+}
+
+/// Handle to the running log: change level or target, reopen the file.
+#[derive(Clone)]
+pub struct Log {
+    state: Arc<Mutex<State>>,
+}
+
+/// Why a log target could not be used.
+#[derive(Debug)]
+pub struct TargetError(pub String);
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+const SYSLOG_SOCKET: &str = "/dev/log";
+
+fn open_sink(target: &str, syslogsocket: &str) -> Result<Sink, TargetError> {
+    match target.to_ascii_uppercase().as_str() {
+        "STDOUT" | "SYSOUT" => Ok(Sink::Stdout),
+        "STDERR" => Ok(Sink::Stderr),
+        "SYSLOG" => {
+            let path = if syslogsocket == "auto" || syslogsocket.is_empty() {
+                SYSLOG_SOCKET
+            } else {
+                syslogsocket
+            };
+            let socket = UnixDatagram::unbound()
+                .and_then(|s| s.connect(path).map(|_| s))
+                .map_err(|e| {
+                    TargetError(format!(
+                        "Syslog socket file: {path} does not exists or is not a socket ({e})"
+                    ))
+                })?;
+            Ok(Sink::Syslog { socket })
+        }
+        _ => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(target)
+                .map_err(|e| TargetError(format!("Unable to log to {target:?}: {e}")))?;
+            Ok(Sink::File {
+                path: PathBuf::from(target),
+                file,
+            })
+        }
+    }
+}
+
+impl Log {
+    pub fn new(level: Level, target: &str, syslogsocket: &str) -> Result<Log, TargetError> {
+        let sink = open_sink(target, syslogsocket)?;
+        let state = State {
+            level,
+            target: target.to_string(),
+            sink,
+            pid: std::process::id(),
+        };
+        Ok(Log {
+            state: Arc::new(Mutex::new(state)),
+        })
+    }
+
+    /// Installs this log as the global `tracing` subscriber.
+    pub fn install(&self) -> Result<(), TargetError> {
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(LogLayer { log: self.clone() });
+        tracing::subscriber::set_global_default(subscriber)
+            .map_err(|e| TargetError(format!("cannot install the logger: {e}")))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the state usable: recover it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn level(&self) -> Level {
+        self.lock().level
+    }
+
+    pub fn set_level(&self, level: Level) {
+        self.lock().level = level;
+    }
+
+    pub fn target(&self) -> String {
+        self.lock().target.clone()
+    }
+
+    pub fn set_target(&self, target: &str, syslogsocket: &str) -> Result<(), TargetError> {
+        let sink = open_sink(target, syslogsocket)?;
+        let mut st = self.lock();
+        st.target = target.to_string();
+        st.sink = sink;
+        Ok(())
+    }
+
+    /// `flushlogs`: reopens a file target (after logrotate moved it) and says
+    /// what was done, as fail2ban answers.
+    pub fn flush(&self) -> &'static str {
+        let mut st = self.lock();
+        match &mut st.sink {
+            Sink::File { path, file } => {
+                if let Ok(f) = OpenOptions::new().create(true).append(true).open(&*path) {
+                    *file = f;
+                }
+                "rolled over"
+            }
+            Sink::Stdout => {
+                let _ = std::io::stdout().flush();
+                "flushed"
+            }
+            Sink::Stderr | Sink::Syslog { .. } => "flushed",
+        }
+    }
+
+    /// Writes one record if `level` passes the threshold.
+    pub fn write(&self, name: &str, level: Level, message: &str) {
+        let mut st = self.lock();
+        if level < st.level {
+            return;
+        }
+        let pid = st.pid;
+        let mut line = String::with_capacity(64 + message.len());
+        match &mut st.sink {
+            Sink::Syslog { socket } => {
+                // Python's SysLogHandler: facility daemon (3), no padding, NUL-terminated.
+                let _ = write!(
+                    line,
+                    "<{}>{name}[{pid}]: {} {message}\0",
+                    3 * 8 + level.severity(),
+                    level.name()
+                );
+                let _ = socket.send(line.as_bytes());
+            }
+            sink => {
+                let _ = writeln!(
+                    line,
+                    "{} {name:<24}[{pid}]: {:<7} {message}",
+                    timestamp(),
+                    level.name()
+                );
+                let _ = match sink {
+                    Sink::File { file, .. } => file.write_all(line.as_bytes()),
+                    Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
+                    _ => std::io::stderr().lock().write_all(line.as_bytes()),
+                };
+            }
+        }
+    }
+}
+
+/// Local time as Python's logging prints it: `2026-11-27 02:09:15,764`.
+fn timestamp() -> String {
+    let now = jiff::Zoned::now();
+    format!(
+        "{},{:03}",
+        now.strftime("%Y-%m-%d %H:%M:%S"),
+        now.millisecond()
+    )
+}
+
+/// Fail2ban's logger name for an event target.
+fn logger_name(target: &str) -> &str {
+    if target.starts_with("fail2ban") {
+        return target;
+    }
+    let mut parts = target.split("::");
+    let _crate = parts.next();
+    match parts.next() {
+        Some("action") => "fail2ban.actions",
+        Some("filter") | Some("source") => "fail2ban.filter",
+        Some("jail") => "fail2ban.jail",
+        Some("store") => "fail2ban.database",
+        Some("config") => "fail2ban.configreader",
+        Some("client") => "fail2ban",
+        _ => "fail2ban.server",
+    }
+}
+
+struct LogLayer {
+    log: Log,
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    notice: bool,
+    critical: bool,
+}
+
+impl Visit for Fields {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        match field.name() {
+            "notice" => self.notice = value,
+            "critical" => self.critical = value,
+            _ => {}
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.message, " {}={value}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.message, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for LogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let level = match *meta.level() {
+            tracing::Level::ERROR if fields.critical => Level::Critical,
+            tracing::Level::ERROR => Level::Error,
+            tracing::Level::WARN => Level::Warning,
+            tracing::Level::INFO if fields.notice => Level::Notice,
+            tracing::Level::INFO => Level::Info,
+            tracing::Level::DEBUG => Level::Debug,
+            tracing::Level::TRACE => Level::Trace,
+        };
+        self.log
+            .write(logger_name(meta.target()), level, &fields.message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_like_fail2ban() {
+        assert_eq!(Level::parse("debug"), Some(Level::Debug));
+        assert_eq!(Level::parse("NOTICE"), Some(Level::Notice));
+        assert_eq!(Level::parse("25"), Some(Level::Notice));
+        assert_eq!(Level::parse("HEAVYDEBUG"), Some(Level::Heavy));
+        assert_eq!(Level::parse("loud"), None);
+    }
+
+    #[test]
+    fn file_lines_have_fail2bans_shape_and_respect_the_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f2b.log");
+        let log = Log::new(Level::Notice, path.to_str().unwrap(), "auto").unwrap();
+        log.write("fail2ban.actions", Level::Notice, "[postfix] Ban 192.0.2.1");
+        log.write("fail2ban.filter", Level::Info, "[postfix] Found 192.0.2.1");
+        log.set_level(Level::Info);
+        log.write("fail2ban.filter", Level::Info, "[postfix] Found 192.0.2.2");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let pid = std::process::id();
+        // `2026-11-27 02:09:15,764 ` is 24 characters.
+        assert_eq!(
+            &lines[0][24..],
+            format!("fail2ban.actions        [{pid}]: NOTICE  [postfix] Ban 192.0.2.1")
+        );
+        assert_eq!(
+            &lines[1][24..],
+            format!("fail2ban.filter         [{pid}]: INFO    [postfix] Found 192.0.2.2")
+        );
+        let stamp = &lines[0][..23];
+        assert!(
+            jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", &stamp[..19]).is_ok(),
+            "{stamp}"
+        );
+        assert_eq!(&stamp[19..20], ",");
+    }
+
+    #[test]
+    fn flush_reopens_a_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f2b.log");
+        let log = Log::new(Level::Info, path.to_str().unwrap(), "auto").unwrap();
+        log.write("fail2ban.server", Level::Info, "before");
+        std::fs::rename(&path, dir.path().join("f2b.log.1")).unwrap();
+        assert_eq!(log.flush(), "rolled over");
+        log.write("fail2ban.server", Level::Info, "after");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("after") && !text.contains("before"), "{text}");
+    }
+
+    #[test]
+    fn unusable_target_is_an_error_naming_it() {
+        let err = Log::new(Level::Info, "/nonexistent-dir/x.log", "auto")
+            .err()
+            .unwrap();
+        assert!(err.0.contains("/nonexistent-dir/x.log"), "{err}");
+    }
+
+    #[test]
+    fn module_targets_map_to_fail2ban_logger_names() {
+        assert_eq!(logger_name("fail2ban.actions"), "fail2ban.actions");
+        assert_eq!(logger_name("logban::action::nftables"), "fail2ban.actions");
+        assert_eq!(logger_name("logban::source::file"), "fail2ban.filter");
+        assert_eq!(logger_name("logban::server"), "fail2ban.server");
+    }
+}
