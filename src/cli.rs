@@ -33,6 +33,127 @@ pub fn pick(args: &[OsString]) -> Option<(Program, Vec<OsString>)> {
     by_name(first).map(|p| (p, args[2..].to_vec()))
 }
 
+/// Options shared by fail2ban-server and fail2ban-client (fail2bancmdline).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Opts {
+    pub conf: Option<String>,
+    pub socket: Option<String>,
+    pub pidfile: Option<String>,
+    pub pname: Option<String>,
+    pub loglevel: Option<String>,
+    pub logtarget: Option<String>,
+    pub syslogsocket: Option<String>,
+    /// `-x`: remove a stale socket.
+    pub force: bool,
+    /// `-f` (true) / `-b` (false); None when neither was given.
+    pub foreground: Option<bool>,
+    /// `-d` (1) or `--dp` (2).
+    pub dump: u8,
+    pub test: bool,
+    pub interactive: bool,
+    /// `-v` count minus `-q` count.
+    pub verbose: i32,
+    pub version: bool,
+    pub help: bool,
+    pub is_async: bool,
+    pub timeout: Option<String>,
+    pub str2sec: Option<String>,
+    /// logban addition: JSON output from the client.
+    pub json: bool,
+}
+
+/// Parses options the way Python's getopt does for Fail2ban: short flags may be
+/// combined (`-xf`), options stop at the first non-option word, which starts the
+/// command. Returns the options and the command words.
+pub fn parse_opts(args: &[String]) -> Result<(Opts, Vec<String>), String> {
+    let mut o = Opts::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            let mut value = || -> Result<String, String> {
+                if let Some(v) = inline.clone() {
+                    return Ok(v);
+                }
+                i += 1;
+                args.get(i)
+                    .cloned()
+                    .ok_or_else(|| format!("option --{name} requires argument"))
+            };
+            match name {
+                "conf" => o.conf = Some(value()?),
+                "socket" => o.socket = Some(value()?),
+                "pidfile" => o.pidfile = Some(value()?),
+                "pname" => o.pname = Some(value()?),
+                "loglevel" => o.loglevel = Some(value()?),
+                "logtarget" => o.logtarget = Some(value()?),
+                "syslogsocket" => o.syslogsocket = Some(value()?),
+                "timeout" => o.timeout = Some(value()?),
+                "str2sec" => o.str2sec = Some(value()?),
+                "test" => o.test = true,
+                "async" => o.is_async = true,
+                "help" => o.help = true,
+                "version" => o.version = true,
+                "dp" | "dump-pretty" => o.dump = 2,
+                "json" => o.json = true,
+                _ => return Err(format!("option --{name} not recognized")),
+            }
+            i += 1;
+            continue;
+        }
+        let Some(shorts) = a.strip_prefix('-').filter(|s| !s.is_empty()) else {
+            break;
+        };
+        let chars: Vec<char> = shorts.chars().collect();
+        let mut j = 0;
+        while j < chars.len() {
+            let c = chars[j];
+            let takes_value = matches!(c, 'c' | 's' | 'p');
+            if takes_value {
+                let rest: String = chars[j + 1..].iter().collect();
+                let v = if !rest.is_empty() {
+                    rest
+                } else {
+                    i += 1;
+                    args.get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("option -{c} requires argument"))?
+                };
+                match c {
+                    'c' => o.conf = Some(v),
+                    's' => o.socket = Some(v),
+                    _ => o.pidfile = Some(v),
+                }
+                break;
+            }
+            match c {
+                'h' => o.help = true,
+                'x' => o.force = true,
+                'f' => o.foreground = Some(true),
+                'b' => o.foreground = Some(false),
+                'd' => o.dump = 1,
+                't' => o.test = true,
+                'v' => o.verbose += 1,
+                'q' => o.verbose -= 1,
+                'i' => o.interactive = true,
+                'V' => o.version = true,
+                _ => return Err(format!("option -{c} not recognized")),
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    Ok((o, args[i.min(args.len())..].to_vec()))
+}
+
 const USAGE: &str = "usage: logban <server|client|regex> [ARGS...]
   logban server [-c DIR] [-f] [-x] start     run the daemon (fail2ban-server)
   logban client [-c DIR] COMMAND ...         control it (fail2ban-client)
@@ -67,5 +188,28 @@ mod tests {
         let (p, rest) = pick(&os(&["logban", "regex", "a", "b"])).unwrap();
         assert_eq!((p, rest), (Program::Regex, os(&["a", "b"])));
         assert!(pick(&os(&["logban", "frobnicate"])).is_none());
+    }
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn options_parse_like_getopt() {
+        let (o, rest) = parse_opts(&words("-xf start")).unwrap();
+        assert!(o.force);
+        assert_eq!(o.foreground, Some(true));
+        assert_eq!(rest, words("start"));
+        let (o, rest) = parse_opts(&words(
+            "-c/etc/f2b -s /run/x.sock --loglevel=DEBUG -vv status sshd -v",
+        ))
+        .unwrap();
+        assert_eq!(o.conf.as_deref(), Some("/etc/f2b"));
+        assert_eq!(o.socket.as_deref(), Some("/run/x.sock"));
+        assert_eq!(o.loglevel.as_deref(), Some("DEBUG"));
+        assert_eq!(o.verbose, 2);
+        assert_eq!(rest, words("status sshd -v"));
+        assert!(parse_opts(&words("-z")).is_err());
+        assert!(parse_opts(&words("-c")).is_err());
     }
 }
