@@ -178,13 +178,19 @@ pub struct Purged {
     pub jails: usize,
 }
 
-/// The database: one connection, used from one thread.
+/// The database: one connection, used from one thread (it may move to that thread).
 pub struct Store {
     conn: Connection,
     path: PathBuf,
     max_matches: usize,
     purge_age: i64,
 }
+
+// The server moves the store into the thread that owns it.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Store>();
+};
 
 impl Store {
     /// Opens a Fail2ban database, creating it (schema version 4) if the file is new or
@@ -565,8 +571,8 @@ impl Store {
 
     /// Removes what is older than the purge age, as Fail2ban does periodically: ban
     /// history started before `now - purge_age`; latest bans (`bips`, the ban counts of
-    /// `bantime.increment`) whose ban ended three ban times before that,
-    /// never permanent ones; disabled jails left without bans, with their log positions.
+    /// `bantime.increment`) whose start plus three ban times is before that, never
+    /// permanent ones; disabled jails left without bans, with their log positions.
     pub fn purge(&mut self, now: i64) -> Result<Purged> {
         let before = now - self.purge_age;
         self.write(|tx| {
