@@ -99,7 +99,7 @@ def main(argv):
                 for k, v in fail.items():
                     if k not in obj and v is not None and not k.startswith("nofail"):
                         obj[k] = jsonable(v)
-                out.write(json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n")
+                out.write(json.dumps(obj, sort_keys=True) + "\n")
     return 0
 
 
