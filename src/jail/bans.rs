@@ -103,7 +103,7 @@ impl BanList {
                 bantime += ban.time - old.time;
             }
             let count = old.count;
-            self.update(seq, bantime, count);
+            self.update(seq, bantime, count, true);
             let prolonged = self.entries[&seq].ban.end().unwrap_or(f64::INFINITY);
             return BanOutcome::Already {
                 id: ban.id,
@@ -128,14 +128,15 @@ impl BanList {
         BanOutcome::New(ban)
     }
 
-    /// Gives a ban its own ban time and count (increment, prolong).
-    pub fn set(&mut self, id: &BanId, bantime: f64, count: u32) {
+    /// Sets a ban's time and count; `explicit`: the time is its own rather
+    /// than the jail's.
+    pub fn set(&mut self, id: &BanId, bantime: f64, count: u32, explicit: bool) {
         if let Some(&seq) = self.index.get(id) {
-            self.update(seq, bantime, count);
+            self.update(seq, bantime, count, explicit);
         }
     }
 
-    fn update(&mut self, seq: u64, bantime: f64, count: u32) {
+    fn update(&mut self, seq: u64, bantime: f64, count: u32, explicit: bool) {
         let Some(entry) = self.entries.get_mut(&seq) else {
             return;
         };
@@ -144,7 +145,7 @@ impl BanList {
         }
         entry.ban.bantime = bantime;
         entry.ban.count = count;
-        entry.explicit = true;
+        entry.explicit = explicit;
         if let Some(end) = entry.ban.end() {
             self.ends.insert((End(end), seq));
         }
@@ -159,10 +160,7 @@ impl BanList {
             .map(|(s, e)| (*s, e.ban.count))
             .collect();
         for (seq, count) in follow {
-            self.update(seq, bantime, count);
-            if let Some(e) = self.entries.get_mut(&seq) {
-                e.explicit = false;
-            }
+            self.update(seq, bantime, count, false);
         }
     }
 

@@ -150,7 +150,7 @@ impl BanTimeIncrement {
 /// How much one failure of an address banned `ban_count` times before counts:
 /// 2, 3, 5, 9, ... (`2^n/2 + 1`), never more than `maxretry`. Stores only
 /// hold counts from 1 up; 0 (never banned) counts 1.
-pub fn known_offender_retry(ban_count: u32, maxretry: u32) -> u32 {
+pub(crate) fn known_offender_retry(ban_count: u32, maxretry: u32) -> u32 {
     if ban_count == 0 {
         return 1;
     }

@@ -604,6 +604,9 @@ fn increment_rndtime_range_and_formula_errors() {
         panic!()
     };
     assert_eq!((b.count, b.bantime), (2, 600.0));
+    // ... as the jail's, not as its own: it follows `set bantime`.
+    j.set_bantime(60.0);
+    assert_eq!(j.ban_of(&id("192.0.2.1")).unwrap().bantime, 60.0);
 }
 
 #[test]
@@ -927,6 +930,214 @@ print(json.dumps(out))
                 (got - want).abs() <= want.abs() * 1e-12,
                 "{case} count {count}: {got} != {want}"
             );
+        }
+    }
+}
+
+/// Fail2ban's observer (failureFound, banFound/incrBanTime) run in the order
+/// its queue sees them: a failure's check before the ban it caused, with a
+/// database stand-in that remembers each ban as Fail2ban's `bips` does.
+const F2B_OBSERVER_SIM: &str = r#"
+import sys, json
+from fail2ban.server.filter import Filter
+from fail2ban.server.mytime import MyTime
+from fail2ban.server.ticket import FailTicket
+from fail2ban.server.observer import ObserverThread, Observers
+from fail2ban.tests.dummyjail import DummyJail
+spec = json.loads(sys.stdin.read())
+class DB:
+    def __init__(self, hist):
+        self.hist = dict((k, tuple(v)) for k, v in hist.items())
+    def getBan(self, ip, jail=None, forbantime=None, overalljails=None, fromtime=None):
+        h = self.hist.get(str(ip))
+        return [(h[0], h[1], 0)] if h else []
+    def addBan(self, jail, ticket):
+        self.hist[str(ticket.getID())] = (ticket.getBanCount(), int(round(ticket.getTime())))
+jail = DummyJail()
+jail.database = DB(spec['history'])
+flt = Filter(jail)
+jail._Jail__filter = flt
+flt.setMaxRetry(spec['maxretry']); flt.setFindTime(spec['findtime']); flt.failManager.maxMatches = spec['maxmatches']
+jail.actions.setBanTime(spec['bantime'])
+for k, v in spec['increment'].items():
+    jail.setBanTimeExtra(k, v)
+obs = ObserverThread()
+obs.add_timer = lambda *a: None
+Observers.Main = obs
+fm, bm = flt.failManager, jail.actions.banManager
+def drain():
+    n = 0
+    while True:
+        n += jail.actions.checkBan()
+        if not obs._queue:
+            return n
+        ev = obs._queue.pop(0)
+        getattr(obs, ev[0])(*ev[1:])
+out = []
+for ev in spec['events']:
+    now = ev['now']; MyTime.setTime(now)
+    if ev['op'] == 'fail':
+        tick = FailTicket(ev['id'], min(ev['time'], now), data={'matches': list(ev['matches'])})
+        if fm.addFailure(tick) >= fm.getMaxRetry():
+            flt.performBan(tick.getID())
+        obs.add('failureFound', jail, tick)
+        res = drain()
+    else:
+        res = jail.actions.addBannedIP(ev['id']) + drain()
+    out.append({'res': res, 'state': [fm.size(), fm.getFailTotal(), bm.size(), bm.getBanTotal()],
+        'bans': sorted([str(t.getID()), t.getTime(), t.getBanTime(bm.getBanTime()), t.getBanCount(),
+            t.getAttempt(), t.getMatches()] for t in bm)})
+    for t in bm.unBanList(now):
+        pass
+print(json.dumps(out))
+"#;
+
+/// A store stand-in: remembers each new ban (count, rounded time) per id.
+struct Recorded(RefCell<HashMap<BanId, PastBan>>);
+
+impl BanHistory for Recorded {
+    fn previous_ban(&self, _: &str, id: &BanId, _: bool) -> Option<PastBan> {
+        self.0.borrow().get(id).copied()
+    }
+}
+
+#[test]
+fn known_offenders_same_as_fail2ban_observer() {
+    const IDS: &[&str] = &[
+        "192.0.2.1",
+        "192.0.2.2",
+        "192.0.2.3",
+        "2001:db8::1",
+        "2001:db8::2",
+    ];
+    let mut rng = StdRng::seed_from_u64(0xb5e7);
+    let increments = [
+        json!({"increment": "true"}),
+        json!({"increment": "true", "factor": "2"}),
+        json!({"increment": "true", "multipliers": "1 3 9"}),
+        json!({"increment": "true", "maxtime": "2000", "formula": "ban.Time * (ban.Count + 1)"}),
+    ];
+    for round in 0..8 {
+        let mut history = serde_json::Map::new();
+        for ip in IDS {
+            if rng.random_range(0..3) > 0 {
+                let past = json!([rng.random_range(1..5u32), rng.random_range(0..900u32)]);
+                history.insert(ip.to_string(), past);
+            }
+        }
+        let mut now = 1000.0;
+        let events: Vec<Json> = (0..120)
+            .map(|i| {
+                now += f64::from(rng.random_range(0..60u32));
+                let id = IDS[rng.random_range(0..IDS.len())];
+                if rng.random_range(0..12) == 0 {
+                    return json!({"op": "ban", "id": id, "now": now});
+                }
+                let time = if rng.random_range(0..8) == 0 { now - 500.0 } else { now };
+                json!({"op": "fail", "id": id, "time": time, "now": now, "matches": [format!("l{i}")]})
+            })
+            .collect();
+        let spec = json!({
+            "maxretry": rng.random_range(2..7),
+            "findtime": 3000.0,
+            "maxmatches": rng.random_range(1..5),
+            "bantime": 300.0,
+            "increment": increments[round % increments.len()],
+            "history": history,
+            "events": events,
+        });
+        let theirs: Json =
+            serde_json::from_str(&python(F2B_OBSERVER_SIM, &spec.to_string())).unwrap();
+
+        let mut s = settings(
+            spec["maxretry"].as_u64().unwrap() as u32,
+            3000.0,
+            spec["maxmatches"].as_u64().unwrap() as usize,
+            300.0,
+        );
+        s.increment.enabled = true;
+        let inc = &spec["increment"];
+        if let Some(f) = inc["factor"].as_str() {
+            s.increment.set_factor(f).unwrap();
+        }
+        if let Some(m) = inc["multipliers"].as_str() {
+            s.increment.set_multipliers(m).unwrap();
+        }
+        if let Some(f) = inc["formula"].as_str() {
+            s.increment.set_formula(f).unwrap();
+        }
+        s.increment.maxtime = inc["maxtime"].as_str().map(|m| m.parse().unwrap());
+        let mut j = Jail::new(s);
+        let store = Recorded(RefCell::new(
+            history
+                .iter()
+                .map(|(ip, v)| {
+                    (
+                        id(ip),
+                        PastBan {
+                            count: v[0].as_u64().unwrap() as u32,
+                            time: v[1].as_f64().unwrap(),
+                        },
+                    )
+                })
+                .collect(),
+        ));
+        let mut ours = Vec::new();
+        for ev in &events {
+            let now = ev["now"].as_f64().unwrap();
+            let outcome = if ev["op"] == "ban" {
+                Some(j.ban(id(ev["id"].as_str().unwrap()), now, &store))
+            } else {
+                let f = Failure {
+                    fid: ev["id"].as_str().unwrap().to_string(),
+                    addr: None,
+                    time: ev["time"].as_f64().unwrap(),
+                    matches: vec![ev["matches"][0].as_str().unwrap().to_string()],
+                    data: vec![],
+                    nofail: false,
+                };
+                counted(j.on_failure(&f, now, &store)).ban
+            };
+            let mut res = 0;
+            if let Some(BanOutcome::New(b)) = &outcome {
+                res = 1;
+                let past = PastBan {
+                    count: b.count,
+                    time: b.time.round_ties_even(),
+                };
+                store.0.borrow_mut().insert(b.id.clone(), past);
+            }
+            let st = j.status();
+            let mut bans: Vec<Json> = j
+                .banned()
+                .map(|b| {
+                    json!([
+                        b.id.to_string(),
+                        b.time,
+                        b.bantime,
+                        b.count,
+                        b.failures,
+                        b.matches
+                    ])
+                })
+                .collect();
+            bans.sort_by_key(|b| b[0].as_str().unwrap().to_string());
+            ours.push(json!({
+                "res": res,
+                "state": [st.currently_failed, st.total_failed, st.currently_banned, st.total_banned],
+                "bans": bans,
+            }));
+            j.expired(now);
+        }
+        let (theirs, ours) = (normalize(theirs), normalize(Json::Array(ours)));
+        for (i, (t, o)) in theirs
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(ours.as_array().unwrap())
+            .enumerate()
+        {
+            assert_eq!(o, t, "round {round}, event {i}: {}", events[i]);
         }
     }
 }
