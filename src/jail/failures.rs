@@ -81,8 +81,9 @@ impl Ticket {
                 .strings()
                 .take(old)
                 .chain(matches.unwrap_or(&[]).iter().map(String::as_str));
-            let data: Vec<(String, String)> = self.data();
-            self.payload = Payload::new(all.skip(old + added - keep), keep, &data);
+            self.payload = self
+                .payload
+                .with_matches(all.skip(old + added - keep), keep);
         }
     }
 }
@@ -93,19 +94,36 @@ impl Ticket {
 #[derive(Debug)]
 struct Payload(Box<[u8]>);
 
+fn put(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
 impl Payload {
-    fn new<'a>(
-        matches: impl Iterator<Item = &'a str>,
-        n_matches: usize,
-        data: &'a [(String, String)],
-    ) -> Payload {
+    fn new(matches: &[String], data: &[(String, String)]) -> Payload {
         let mut buf = Vec::new();
-        buf.extend_from_slice(&(n_matches as u32).to_le_bytes());
-        let strings = matches.chain(data.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
-        for s in strings {
-            buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            buf.extend_from_slice(s.as_bytes());
+        buf.extend_from_slice(&(matches.len() as u32).to_le_bytes());
+        matches.iter().for_each(|m| put(&mut buf, m));
+        data.iter().for_each(|(k, v)| {
+            put(&mut buf, k);
+            put(&mut buf, v);
+        });
+        Payload(buf.into_boxed_slice())
+    }
+
+    /// The same data with other matches.
+    fn with_matches<'a>(&self, matches: impl Iterator<Item = &'a str>, n: usize) -> Payload {
+        let mut data = self.0.get(4..).unwrap_or(&[]);
+        for _ in 0..self.n_matches() {
+            let len = data
+                .first_chunk::<4>()
+                .map_or(0, |l| u32::from_le_bytes(*l) as usize);
+            data = data.get(4 + len..).unwrap_or(&[]);
         }
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&(n as u32).to_le_bytes());
+        matches.for_each(|m| put(&mut buf, m));
+        buf.extend_from_slice(data);
         Payload(buf.into_boxed_slice())
     }
 
@@ -216,7 +234,7 @@ impl FailureTable {
             retry: count.max(1),
             attempts: 1,
             ban_count: 0,
-            payload: Payload::new(matches.iter().map(String::as_str), matches.len(), data),
+            payload: Payload::new(matches, data),
             prev: NIL,
             next: NIL,
         };

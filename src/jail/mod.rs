@@ -313,44 +313,24 @@ impl Jail {
     fn count(&mut self, id: BanId, f: &Failure, now: f64, history: &dyn BanHistory) -> Counted {
         // A failure stamped in the future counts as now.
         let time = f.time.min(now);
-        let limits = self.limits();
-        let maxretry = self.settings.maxretry;
-        let added = self
-            .failures
-            .add(&id, time, &f.matches, &f.data, 1, &limits);
-        self.total_failed += 1;
-        self.note_evictions(added.evicted, now);
+        let added = self.add_failure(&id, time, &f.matches, &f.data, 1, now);
         let mut retry = added.retry;
         let mut ban = None;
-        if retry >= maxretry {
+        if retry >= self.settings.maxretry {
             ban = self.perform_ban(&id, now, history);
         }
-        // Fail2ban's observer: a failure of an address banned before (and
-        // after that ban) counts again, 2^n/2 more times in all.
         let mut known = None;
-        if self.settings.increment.enabled {
-            if let Some(past) = history.previous_ban(&self.settings.name, &id, false) {
-                let boost = known_offender_retry(past.count, maxretry);
-                if boost > 1 && time > past.time {
-                    known = Some(KnownOffender {
-                        ban_count: past.count,
-                        retry: boost,
-                    });
-                    let grown = self.failures.add_known(
-                        &id,
-                        added.created,
-                        &f.matches,
-                        boost - 1,
-                        past.count,
-                        &limits,
-                    );
-                    if let Some(r) = grown {
-                        self.total_failed += 1;
-                        retry = r;
-                        if r >= maxretry {
-                            ban = self.perform_ban(&id, now, history);
-                        }
-                    }
+        let inc = self.settings.increment.enabled;
+        let past = inc.then(|| history.previous_ban(&self.settings.name, &id, false));
+        if let Some((k, grown)) = past
+            .flatten()
+            .and_then(|p| self.count_again(&id, f, time, added.created, p))
+        {
+            known = Some(k);
+            if let Some(r) = grown {
+                retry = r;
+                if r >= self.settings.maxretry {
+                    ban = self.perform_ban(&id, now, history);
                 }
             }
         }
@@ -358,6 +338,51 @@ impl Jail {
             retry = 0;
         }
         Counted { retry, known, ban }
+    }
+
+    /// Fail2ban's observer: a failure of an address banned before (and after
+    /// that ban) counts again, for 2^n/2 + 1 in all. Returns the boost and
+    /// the ticket's new retry count (None when the ticket is already banned).
+    fn count_again(
+        &mut self,
+        id: &BanId,
+        f: &Failure,
+        time: f64,
+        created: bool,
+        past: PastBan,
+    ) -> Option<(KnownOffender, Option<u32>)> {
+        let boost = known_offender_retry(past.count, self.settings.maxretry);
+        if boost <= 1 || time <= past.time {
+            return None;
+        }
+        let limits = self.limits();
+        let retry =
+            self.failures
+                .add_known(id, created, &f.matches, boost - 1, past.count, &limits);
+        if retry.is_some() {
+            self.total_failed += 1;
+        }
+        let known = KnownOffender {
+            ban_count: past.count,
+            retry: boost,
+        };
+        Some((known, retry))
+    }
+
+    fn add_failure(
+        &mut self,
+        id: &BanId,
+        time: f64,
+        matches: &[String],
+        data: &[(String, String)],
+        count: u32,
+        now: f64,
+    ) -> failures::Added {
+        let limits = self.limits();
+        let added = self.failures.add(id, time, matches, data, count, &limits);
+        self.total_failed += 1;
+        self.note_evictions(added.evicted, now);
+        added
     }
 
     /// `set <jail> attempt <ip> [<match> ...]`: counts as many failures as
@@ -369,11 +394,8 @@ impl Jail {
         now: f64,
         history: &dyn BanHistory,
     ) -> Option<BanOutcome> {
-        let limits = self.limits();
         let count = matches.len().max(1) as u32;
-        let added = self.failures.add(&id, now, matches, &[], count, &limits);
-        self.total_failed += 1;
-        self.note_evictions(added.evicted, now);
+        let added = self.add_failure(&id, now, matches, &[], count, now);
         if added.retry >= self.settings.maxretry {
             return self.perform_ban(&id, now, history);
         }
