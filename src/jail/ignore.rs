@@ -39,7 +39,7 @@ const EMPTY_NODE: TrieNode = TrieNode {
 
 /// An address as left-aligned bits, its width and its root node.
 fn bits(addr: IpAddr) -> (u128, u32, usize) {
-    match fold(addr) {
+    match addr {
         IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32, 0),
         IpAddr::V6(a) => (u128::from(a), 128, 1),
     }
@@ -58,7 +58,9 @@ impl Default for PrefixSet {
 }
 
 impl PrefixSet {
+    /// Adds a network (IPv4-mapped ones as IPv4, as addresses are looked up).
     pub fn insert(&mut self, net: IpNet, mark: u32) {
+        let net = BanId::from(net).net().unwrap_or(net);
         let (bits, _, mut node) = self::bits(net.network());
         for i in 0..u32::from(net.prefix_len()) {
             let bit = ((bits >> (127 - i)) & 1) as usize;
@@ -74,7 +76,7 @@ impl PrefixSet {
 
     /// The smallest mark of the networks containing `addr`.
     pub fn lookup(&self, addr: IpAddr) -> Option<u32> {
-        let (bits, width, mut node) = self::bits(addr);
+        let (bits, width, mut node) = self::bits(fold(addr));
         let mut best = self.nodes[node].mark;
         for i in 0..width {
             let next = self.nodes[node].child[((bits >> (127 - i)) & 1) as usize];

@@ -1141,3 +1141,10 @@ fn known_offenders_same_as_fail2ban_observer() {
         }
     }
 }
+
+#[test]
+fn a_jail_moves_between_threads() {
+    fn send<T: Send + 'static>() {}
+    send::<Jail>();
+    send::<IgnoreCommandCall>();
+}

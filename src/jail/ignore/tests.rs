@@ -20,6 +20,8 @@ fn prefix_set_smallest_mark_wins() {
     s.insert("10.1.0.0/16".parse().unwrap(), 2);
     s.insert("0.0.0.0/0".parse().unwrap(), 9);
     s.insert("2001:db8::/32".parse().unwrap(), 1);
+    s.insert("::ffff:198.51.100.0/120".parse().unwrap(), 0);
+    s.insert("::ffff:0:0/80".parse().unwrap(), 0);
     let ip = |a: &str| a.parse::<IpAddr>().unwrap();
     assert_eq!(s.lookup(ip("10.1.2.3")), Some(2));
     assert_eq!(s.lookup(ip("10.2.2.3")), Some(5));
