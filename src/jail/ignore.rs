@@ -528,8 +528,10 @@ impl IgnoreCommandCall {
             .spawn()
             .map_err(CommandError::Spawn)?;
         let pid = child.id() as libc::pid_t;
+        // Stderr is read apart from the wait: a background process the
+        // command leaves behind may hold it open long after the exit.
         let mut stderr = child.stderr.take();
-        let (tx, rx) = mpsc::channel();
+        let (text_tx, text_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut text = Vec::new();
             if let Some(s) = stderr.as_mut() {
@@ -537,25 +539,33 @@ impl IgnoreCommandCall {
                 let _ = s.take(4096).read_to_end(&mut text);
                 let _ = std::io::copy(s, &mut std::io::sink());
             }
-            let _ = tx.send((child.wait(), text));
+            let _ = text_tx.send(text);
         });
-        let (status, text) = match rx.recv_timeout(timeout) {
-            Ok(done) => done,
+        let (status_tx, status_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = status_tx.send(child.wait());
+        });
+        let status = match status_rx.recv_timeout(timeout) {
+            Ok(status) => status.map_err(CommandError::Spawn)?,
             Err(_) => {
                 // SAFETY: kill has no memory effects; the group is the child's own.
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
-                let _ = rx.recv();
+                let _ = status_rx.recv();
                 return Err(CommandError::Timeout(timeout));
             }
         };
-        let status = status.map_err(CommandError::Spawn)?;
         match status.code() {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
-            _ => Err(CommandError::Failed {
-                status,
-                stderr: String::from_utf8_lossy(&text).trim().to_string(),
-            }),
+            _ => {
+                let text = text_rx
+                    .recv_timeout(Duration::from_millis(200))
+                    .unwrap_or_default();
+                Err(CommandError::Failed {
+                    status,
+                    stderr: String::from_utf8_lossy(&text).trim().to_string(),
+                })
+            }
         }
     }
 }

@@ -202,6 +202,11 @@ fn ignorecommand_exit_codes() {
         "{e}"
     );
     assert!(IgnoreCommand::new("  ").is_none());
+    // A background process holding stderr does not hold up the verdict.
+    let mut bg = no_self();
+    bg.command = IgnoreCommand::new("sleep 5 & exit 0");
+    let call = ask(&mut bg, "192.0.2.1", &[]);
+    assert!(call.run(Duration::from_secs(3)).unwrap());
     let mut slow = no_self();
     slow.command = IgnoreCommand::new("sleep 30; exit 0");
     let e = ask(&mut slow, "192.0.2.1", &[])
