@@ -94,7 +94,7 @@ impl BanList {
             if end <= end_or_max(old) {
                 return BanOutcome::Already {
                     id: ban.id,
-                    prolonged: None,
+                    prolonged: false,
                 };
             }
             // Prolong so that the old ban ends when the new one would.
@@ -104,10 +104,9 @@ impl BanList {
             }
             let count = old.count;
             self.update(seq, bantime, count, true);
-            let prolonged = self.entries[&seq].ban.end().unwrap_or(f64::INFINITY);
             return BanOutcome::Already {
                 id: ban.id,
-                prolonged: Some(prolonged),
+                prolonged: true,
             };
         }
         ban.count += 1;

@@ -105,9 +105,9 @@ impl Ban {
 pub enum BanOutcome {
     /// A new ban: carry it out and store it (unless restored).
     New(Ban),
-    /// Already banned; the ban now ends at `prolonged` when the new one would
-    /// have ended later.
-    Already { id: BanId, prolonged: Option<f64> },
+    /// Already banned; `prolonged`: the ban now ends when the new one would
+    /// have (see [`Jail::ban_of`]).
+    Already { id: BanId, prolonged: bool },
     /// The ban would already be over (`Ignore ..., expired bantime`).
     Expired(BanId),
 }

@@ -222,7 +222,7 @@ fn ban_of_an_address_already_banned_prolongs_without_counting() {
         c.ban,
         Some(BanOutcome::Already {
             id: id("192.0.2.1"),
-            prolonged: Some(160.0)
+            prolonged: true
         })
     );
     assert_eq!(status(&j), (0, 4, 1, 1));
@@ -234,9 +234,10 @@ fn ban_of_an_address_already_banned_prolongs_without_counting() {
         j.ban(id("192.0.2.1"), 100.0, &NoHistory),
         BanOutcome::Already {
             id: id("192.0.2.1"),
-            prolonged: Some(200.0)
+            prolonged: true
         }
     );
+    assert_eq!(j.next_expiry(), Some(200.0));
     // A ban ending earlier changes nothing.
     let mut p = jail(1, 600.0, 100.0);
     p.set_bantime(-1.0);
@@ -245,7 +246,7 @@ fn ban_of_an_address_already_banned_prolongs_without_counting() {
         p.ban(id("192.0.2.1"), 10.0, &NoHistory),
         BanOutcome::Already {
             id: id("192.0.2.1"),
-            prolonged: None
+            prolonged: false
         }
     );
 }
