@@ -426,3 +426,22 @@ sb_rss() {
     [ -n "$p" ] || return 0
     awk '/^VmRSS:/ {print $2}' "/proc/$p/status"
 }
+
+# wait_set SB SET N TIMEOUT T0: polls the nft set (table inet f2b-table) until it
+# holds N elements; prints the seconds from T0 to the first poll that saw them,
+# or "timeout(COUNT)" after TIMEOUT seconds.
+wait_set() {
+    local sb=$1 set=$2 want=$3 limit=$4 t0=$5 c
+    while :; do
+        c=$(set_count "$sb" "$set")
+        if [ "$c" -ge "$want" ]; then
+            since "$t0"
+            return 0
+        fi
+        if awk -v a="$t0" -v b="$EPOCHREALTIME" -v q="$limit" 'BEGIN{exit !(b-a>=q)}'; then
+            echo "timeout($c)"
+            return 1
+        fi
+        sleep 0.02
+    done
+}
