@@ -129,6 +129,7 @@ sb_launch() {
     ip netns exec "$(sb_ns "$sb")" "${s[@]}" -c "$sb/etc" -s "$sb/run/server.sock" \
         -p "$sb/run/server.pid" -xf start >>"$sb/server.out" 2>&1 </dev/null &
     echo $! >"$sb/server.ppid"
+    disown $! # no job notice when a test kills it
 }
 
 # sb_wait_ping SB [TIMEOUT]: waits until `ping` answers (exit 0). On timeout prints
