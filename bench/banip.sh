@@ -9,7 +9,8 @@
 #   env BANACTION (nftables-allports), TIMEOUT per phase (600 s)
 #   env SERVER/CLIENT          candidate (default target/release/logban server|client)
 #   env REF_SERVER/REF_CLIENT  reference (default fail2ban-server|fail2ban-client)
-#   env ONLY=ref|cand          run only one
+#   env ONLY=ref|cand          run only one; STRICT=1 also fails when the
+#                              candidate is not sooner in both phases
 # Each server runs the mail-server configuration (bench/lib.sh mailserver_conf:
 # jails dovecot, postfix, custom with the empty filter; blocktype drop; sets with
 # `flags interval`) in its own network namespace. Addresses come from the IPv4
@@ -19,7 +20,7 @@
 # table), starts it again on the same database and times from its start until
 # all N are back. The issue's target: the candidate's 50000 both times sooner
 # than the reference's 500. Exits 1 when a phase times out or the printed count
-# is wrong.
+# is wrong, 3 when STRICT=1 and the candidate is not sooner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -83,6 +84,8 @@ row "all back after restart" "${v[@]}"
 if [ ${#NAMES[@]} = 2 ] && [ $fail = 0 ]; then
     a=${NAMES[0]} b=${NAMES[1]}
     sooner() { awk -v x="$1" -v y="$2" 'BEGIN{print (x < y) ? "yes" : "no"}'; }
-    echo "$b's ${NS[1]} sooner than $a's ${NS[0]}: banip $(sooner "${ban[$b]}" "${ban[$a]}"), restart $(sooner "${back[$b]}" "${back[$a]}")"
+    s1=$(sooner "${ban[$b]}" "${ban[$a]}") s2=$(sooner "${back[$b]}" "${back[$a]}")
+    echo "$b's ${NS[1]} sooner than $a's ${NS[0]}: banip $s1, restart $s2"
+    if [ "${STRICT:-0}" = 1 ] && [ "$s1$s2" != yesyes ]; then fail=3; fi
 fi
 exit $fail

@@ -56,6 +56,7 @@ for j in "${jails[@]}"; do
     echo "[$j]"
     for n in "${NAMES[@]}"; do
         printf '  %-12s Total failed %6s, banned %s\n' "$n" "${failed[$n.$j]}" "${banned[$n.$j]}"
+        [ "${failed[$n.$j]}" != - ] || fail=1
     done
     [ ${#NAMES[@]} = 2 ] || continue
     a=$W/${NAMES[0]}.$j b=$W/${NAMES[1]}.$j

@@ -287,6 +287,11 @@ wait_counts() {
             echo "warning: counts in $sb not settled after ${limit}s" >&2
             break
         fi
+        if ! sb_alive "$sb"; then
+            echo "warning: the server in $sb exited; its output:" >&2
+            tail -n 5 "$sb/server.out" >&2
+            break
+        fi
     done
     awk -v t0="$t0" -v rounds="$rounds" -v counts="$sb/counts" '
         { end = $3; n[$1]++; j[$1, n[$1]] = $0; fin[$1] = $4 " " $5; if (!($1 in seen)) { seen[$1]; order[++k] = $1 } }
