@@ -13,6 +13,8 @@ mod template;
 mod zone;
 
 #[cfg(test)]
+mod compare_fail2ban;
+#[cfg(test)]
 mod tests;
 
 use crate::filter::pcre::Scratch;
