@@ -246,18 +246,20 @@ fn strftime_template(pattern: &str) -> Result<Template, DateError> {
 
 /// Compiles the regex and resolves the named groups the conversion reads.
 fn finish(name: String, source: String, flags: u8, kind: Kind) -> Result<Template, DateError> {
-    let regex = Regex::new(
-        &to_pcre(&source),
-        Flags {
-            ucp: true,
-            ..Flags::default()
-        },
-    )
-    .map_err(|e| {
-        DateError(format!(
-            "date pattern '{name}': invalid regex {source:?}: {e}"
-        ))
-    })?;
+    let invalid = |e: &dyn std::fmt::Display| {
+        DateError(format!("date pattern '{name}': invalid regex {source:?}: {e}"))
+    };
+    let (leading_flags, body) = split_leading_flags(&source);
+    if let Some(at) = global_flags_at(body) {
+        // Python refuses these (PCRE2 would scope them): refuse them too.
+        let at = source.len() - body.len() + at;
+        return Err(invalid(&format!(
+            "global flags not at the start of the expression at offset {at}"
+        )));
+    }
+    let pcre = format!("{}{}", to_pcre_flags(leading_flags), to_pcre(body));
+    let regex =
+        Regex::new(&pcre, Flags { ucp: true, ..Flags::default() }).map_err(|e| invalid(&e))?;
     let kind = match kind {
         Kind::Pattern { pattern, .. } => {
             let fields = regex
@@ -487,25 +489,65 @@ pub(super) fn py_strip(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c))
 }
 
-/// Translates the Python regex dialect of date templates to PCRE2: leading
-/// global flags (`u`, `a`, `L` have no PCRE2 counterpart; Unicode matching is
-/// always on) and `\Z`.
-fn to_pcre(source: &str) -> String {
-    let mut out = String::with_capacity(source.len());
+/// The global flag groups (`(?iu)`) at the start of a Python regex, and the rest.
+fn split_leading_flags(source: &str) -> (&str, &str) {
     let mut rest = source;
-    if let Some(body) = rest.strip_prefix("(?") {
-        if let Some(end) = body.find(')') {
-            let letters = &body[..end];
-            if !letters.is_empty() && letters.chars().all(|c| c.is_ascii_alphabetic()) {
-                let kept: String = letters.chars().filter(|c| "imsx".contains(*c)).collect();
-                if !kept.is_empty() {
-                    out.push_str(&format!("(?{kept})"));
-                }
-                rest = &body[end + 1..];
-            }
-        }
+    while let Some(len) = flag_group_len(rest) {
+        rest = &rest[len..];
     }
-    let mut chars = rest.chars();
+    (&source[..source.len() - rest.len()], rest)
+}
+
+/// Length of a global flag group such as `(?iu)` at the start of `s`.
+fn flag_group_len(s: &str) -> Option<usize> {
+    let body = s.strip_prefix("(?")?;
+    let letters = body.bytes().take_while(|b| b"aiLmsux".contains(b)).count();
+    (letters > 0 && body[letters..].starts_with(')')).then_some(letters + 3)
+}
+
+/// Byte offset of a global flag group in `s` (outside character classes,
+/// not escaped).
+fn global_flags_at(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => {
+                in_class = true;
+                // A `]` right after `[` or `[^` is a literal.
+                if bytes.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if bytes.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if in_class => in_class = false,
+            b'(' if !in_class && flag_group_len(&s[i..]).is_some() => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// PCRE2 form of leading Python flag groups: `u`, `a` and `L` have no
+/// counterpart (Unicode matching is always on).
+fn to_pcre_flags(groups: &str) -> String {
+    let kept: String = groups.chars().filter(|c| "imsx".contains(*c)).collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("(?{kept})")
+    }
+}
+
+/// Python's `\Z` (end of subject) is PCRE2's `\z`.
+fn to_pcre(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
     while let Some(c) = chars.next() {
         out.push(c);
         if c == '\\' {
@@ -749,8 +791,19 @@ mod tests {
 
     #[test]
     fn python_flags_and_end_anchor_translate_to_pcre2() {
-        assert_eq!(to_pcre(r"(?iu)a\Zb\\Z"), r"(?i)a\zb\\Z");
-        assert_eq!(to_pcre(r"(?u)^a"), r"^a");
-        assert_eq!(to_pcre(r"(?P<x>a)"), r"(?P<x>a)");
+        assert_eq!(split_leading_flags("(?iu)(?s)a(?i)"), ("(?iu)(?s)", "a(?i)"));
+        assert_eq!(to_pcre_flags("(?iu)(?s)"), "(?is)");
+        assert_eq!(to_pcre_flags("(?u)"), "");
+        assert_eq!(to_pcre(r"a\Zb\\Z(?P<x>a)"), r"a\zb\\Z(?P<x>a)");
+        assert_eq!(global_flags_at("a(?i)b"), Some(1));
+        assert_eq!(global_flags_at(r"a\(?i)[(?i)]b(?i:c)"), None);
+        assert_eq!(global_flags_at("[](?i)]x"), None);
+    }
+
+    #[test]
+    fn global_flags_after_the_start_are_refused_like_python() {
+        let err = pattern_template("^x(?i)%Y %b", None).unwrap_err();
+        assert!(err.0.contains("global flags not at the start"), "{}", err.0);
+        assert!(pattern_template("(?i)^x%Y", None).is_ok());
     }
 }
