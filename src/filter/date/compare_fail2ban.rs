@@ -129,7 +129,10 @@ fn sample_logs() -> Vec<(String, Vec<String>)> {
     let mut stack = vec![dir.clone()];
     while let Some(d) = stack.pop() {
         let entries = std::fs::read_dir(&d).unwrap_or_else(|e| {
-            panic!("{}: {e} (the fail2ban package must be installed)", d.display())
+            panic!(
+                "{}: {e} (the fail2ban package must be installed)",
+                d.display()
+            )
         });
         for entry in entries {
             let path = entry.unwrap().path();
@@ -151,7 +154,11 @@ fn sample_logs() -> Vec<(String, Vec<String>)> {
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(str::to_string)
                 .collect();
-            let name = path.strip_prefix(&dir).unwrap().to_string_lossy().into_owned();
+            let name = path
+                .strip_prefix(&dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             (name, lines)
         })
         .collect()
@@ -161,7 +168,12 @@ fn sample_logs() -> Vec<(String, Vec<String>)> {
 fn stock_filters() -> Vec<String> {
     let dir = Path::new("/etc/fail2ban/filter.d");
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (the fail2ban package must be installed)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the fail2ban package must be installed)",
+                dir.display()
+            )
+        })
         .filter_map(|e| {
             let name = e.unwrap().file_name().to_string_lossy().into_owned();
             name.strip_suffix(".conf").map(str::to_string)
@@ -269,29 +281,103 @@ fn synthetic() -> Vec<Case> {
     add("new-year-minus", None, Some("-0500"), new_year, &edges);
     add("new-year-plus", None, Some("+1400"), new_year, &edges);
     let time_only = ["21:59:59", "00:00:01", "12:00:00", "12:00:01", "11:59:59"];
-    add("time-only", Some("^%ExH:%ExM:%ExS**"), None, NOW, &time_only);
-    add("time-only-utc", Some("^%ExH:%ExM:%ExS**"), Some("UTC"), NOW, &time_only);
-    add("time-only-new-year", Some("^%ExH:%ExM:%ExS**"), None, new_year, &time_only);
+    add(
+        "time-only",
+        Some("^%ExH:%ExM:%ExS**"),
+        None,
+        NOW,
+        &time_only,
+    );
+    add(
+        "time-only-utc",
+        Some("^%ExH:%ExM:%ExS**"),
+        Some("UTC"),
+        NOW,
+        &time_only,
+    );
+    add(
+        "time-only-new-year",
+        Some("^%ExH:%ExM:%ExS**"),
+        None,
+        new_year,
+        &time_only,
+    );
     add(
         "codes",
         Some("^%B %Exd %I:%ExM:%ExS**"),
         None,
         NOW,
-        &["January 23 12:59:59", "MARCH 03 01:00:00", "june 30 11:00:00"],
+        &[
+            "January 23 12:59:59",
+            "MARCH 03 01:00:00",
+            "june 30 11:00:00",
+        ],
     );
-    add("week-U", Some("^%y %U %A %ExH:%ExM:%ExS**"), None, NOW, &["01 11 Wednesday 21:59:59", "05 0 sunday 01:00:00"]);
-    add("week-W", Some("^%y %W %w %ExH:%ExM:%ExS**"), None, NOW, &["01 11 0 21:59:59", "01 11 6 21:59:59", "05 00 1 10:00:00"]);
-    add("yday", Some("^%Y %j %H:%M"), None, NOW, &["2005 001 10:00", "2004 366 10:00", "2005 366 10:00", "2005 059 01:02"]);
-    add("yday-no-year", Some("^%j %H:%M"), None, NOW, &["001 10:00", "227 12:00", "300 10:00"]);
+    add(
+        "week-U",
+        Some("^%y %U %A %ExH:%ExM:%ExS**"),
+        None,
+        NOW,
+        &["01 11 Wednesday 21:59:59", "05 0 sunday 01:00:00"],
+    );
+    add(
+        "week-W",
+        Some("^%y %W %w %ExH:%ExM:%ExS**"),
+        None,
+        NOW,
+        &["01 11 0 21:59:59", "01 11 6 21:59:59", "05 00 1 10:00:00"],
+    );
+    add(
+        "yday",
+        Some("^%Y %j %H:%M"),
+        None,
+        NOW,
+        &[
+            "2005 001 10:00",
+            "2004 366 10:00",
+            "2005 366 10:00",
+            "2005 059 01:02",
+        ],
+    );
+    add(
+        "yday-no-year",
+        Some("^%j %H:%M"),
+        None,
+        NOW,
+        &["001 10:00", "227 12:00", "300 10:00"],
+    );
     add(
         "month-day",
         Some("^%m/%d %ExH:%ExM:%ExS**"),
         None,
         NOW,
-        &["09/01 21:59:59", "08/15 11:00:00", "08/14 12:00:00", "08/15 12:00:01", "02/29 10:00:00"],
+        &[
+            "09/01 21:59:59",
+            "08/15 11:00:00",
+            "08/14 12:00:00",
+            "08/15 12:00:01",
+            "02/29 10:00:00",
+        ],
     );
-    add("date-only", Some("^%Y-%m-%d**"), None, NOW, &["2004-09-01", "2005-13-01"]);
-    add("date-zone", Some("^%Y-%m-%d%z**"), None, NOW, &["2004-09-01Z", "2004-09-01+01", "2004-09-01-0130", "2004-09-01+01:30"]);
+    add(
+        "date-only",
+        Some("^%Y-%m-%d**"),
+        None,
+        NOW,
+        &["2004-09-01", "2005-13-01"],
+    );
+    add(
+        "date-zone",
+        Some("^%Y-%m-%d%z**"),
+        None,
+        NOW,
+        &[
+            "2004-09-01Z",
+            "2004-09-01+01",
+            "2004-09-01-0130",
+            "2004-09-01+01:30",
+        ],
+    );
     add(
         "zones",
         Some("^%ExY-%Exm-%Exd %H:%M:%S(?: ?%Exz)?"),
@@ -315,39 +401,141 @@ fn synthetic() -> Vec<Case> {
         Some("{^LN-BEG}%ExY-%Exm-%Exd %ExH:%ExM:%ExS(?: %Z)?"),
         None,
         NOW,
-        &["[2003-12-30 01:02:03] server", "[2003-12-30 01:02:03 UTC] server", "2003-12-30 01:02:03 PST x", "2003-12-30 01:02:03 QQQ x"],
+        &[
+            "[2003-12-30 01:02:03] server",
+            "[2003-12-30 01:02:03 UTC] server",
+            "2003-12-30 01:02:03 PST x",
+            "2003-12-30 01:02:03 QQQ x",
+        ],
     );
-    add("ampm-optional", Some("^%H:%M %I(?: %p)?"), None, NOW, &["10:00 11 pm", "10:00 11"]);
-    add("ampm-lower", Some("^%I:%M %p"), None, NOW, &["12:15 am", "12:15 PM", "01:15 pm"]);
-    add("two-digit-year", Some("^%y-%m-%d"), None, NOW, &["00-01-01", "99-01-01", "05-08-14"]);
-    add("k-l", Some("^%k:%M %l"), None, NOW, &[" 9:05  3", "23:05 12", "29:05 1"]);
-    add("c-x-X", Some("^%c"), None, NOW, &["Sun Jan 23 21:59:59 2005", "mon feb  7 01:02:03 2005"]);
-    add("x-X", Some("^%x %X"), None, NOW, &["01/23/05 21:59:59", "1/2/05 1:2:3"]);
-    add("epoch", Some("EPOCH"), None, NOW, &["1138049999 x", "[1138049999.555] x", "audit(1138049999.555:101) x", "123456789 x", "1138049999A x", "A1138049999 x", "32535244799 x", "x 1138049999 y"]);
+    add(
+        "ampm-optional",
+        Some("^%H:%M %I(?: %p)?"),
+        None,
+        NOW,
+        &["10:00 11 pm", "10:00 11"],
+    );
+    add(
+        "ampm-lower",
+        Some("^%I:%M %p"),
+        None,
+        NOW,
+        &["12:15 am", "12:15 PM", "01:15 pm"],
+    );
+    add(
+        "two-digit-year",
+        Some("^%y-%m-%d"),
+        None,
+        NOW,
+        &["00-01-01", "99-01-01", "05-08-14"],
+    );
+    add(
+        "k-l",
+        Some("^%k:%M %l"),
+        None,
+        NOW,
+        &[" 9:05  3", "23:05 12", "29:05 1"],
+    );
+    add(
+        "c-x-X",
+        Some("^%c"),
+        None,
+        NOW,
+        &["Sun Jan 23 21:59:59 2005", "mon feb  7 01:02:03 2005"],
+    );
+    add(
+        "x-X",
+        Some("^%x %X"),
+        None,
+        NOW,
+        &["01/23/05 21:59:59", "1/2/05 1:2:3"],
+    );
+    add(
+        "epoch",
+        Some("EPOCH"),
+        None,
+        NOW,
+        &[
+            "1138049999 x",
+            "[1138049999.555] x",
+            "audit(1138049999.555:101) x",
+            "123456789 x",
+            "1138049999A x",
+            "A1138049999 x",
+            "32535244799 x",
+            "x 1138049999 y",
+        ],
+    );
     add(
         "lepoch",
         Some("LEPOCH"),
         None,
         NOW,
-        &["1138049999 x", "1138049999000 x", "1138049999000000 x", "[1138049999123] x", "audit(1138049999123:101) x", "1138049999123.456 x", "999999999999999999 x"],
+        &[
+            "1138049999 x",
+            "1138049999000 x",
+            "1138049999000000 x",
+            "[1138049999123] x",
+            "audit(1138049999123:101) x",
+            "1138049999123.456 x",
+            "999999999999999999 x",
+        ],
     );
-    add("lepoch-line", Some("{^LN-BEG}LEPOCH"), None, NOW, &["1138049999123456 x", "[1138049999123] x", "x 1138049999"]);
+    add(
+        "lepoch-line",
+        Some("{^LN-BEG}LEPOCH"),
+        None,
+        NOW,
+        &["1138049999123456 x", "[1138049999123] x", "x 1138049999"],
+    );
     add(
         "epoch-pattern",
         Some(r"(?<=\|\s){LEPOCH}(?=\s\|)"),
         None,
         NOW,
-        &["auth-error | 1138049999 | x", "auth-error | 1138049999123 | x", "auth-error | 1138049999123456 | x", "test1138049999123"],
+        &[
+            "auth-error | 1138049999 | x",
+            "auth-error | 1138049999123 | x",
+            "auth-error | 1138049999123456 | x",
+            "test1138049999123",
+        ],
     );
-    add("tai64n", Some("TAI64N"), None, NOW, &["@4000000041f4104f00000000 x", "x @400000004f4104f000000000", "@4000000041f4104f0000000 short"]);
-    add("tai64n-line", Some("{^LN-BEG}TAI64N"), None, NOW, &["@4000000041f4104f00000000 x", "x @4000000041f4104f00000000"]);
-    add("none", Some("{NONE}"), None, NOW, &["Jan 23 21:59:59 x", "anything"]);
+    add(
+        "tai64n",
+        Some("TAI64N"),
+        None,
+        NOW,
+        &[
+            "@4000000041f4104f00000000 x",
+            "x @400000004f4104f000000000",
+            "@4000000041f4104f0000000 short",
+        ],
+    );
+    add(
+        "tai64n-line",
+        Some("{^LN-BEG}TAI64N"),
+        None,
+        NOW,
+        &["@4000000041f4104f00000000 x", "x @4000000041f4104f00000000"],
+    );
+    add(
+        "none",
+        Some("{NONE}"),
+        None,
+        NOW,
+        &["Jan 23 21:59:59 x", "anything"],
+    );
     add(
         "none-after",
         Some("{^LN-BEG}\n{NONE}"),
         None,
         NOW,
-        &["Jan 23 21:59:59 x", "anything", "2005-01-23 21:59:59 x", "more"],
+        &[
+            "Jan 23 21:59:59 x",
+            "anything",
+            "2005-01-23 21:59:59 x",
+            "more",
+        ],
     );
     add(
         "unbound",
@@ -361,7 +549,14 @@ fn synthetic() -> Vec<Case> {
         Some("%H:%M:%S"),
         None,
         NOW,
-        &["00:01:02 test", "  00:01:2 test", "test 00:1:2", "test   0:1:2", "00:1:2 test", "test 00:01:02"],
+        &[
+            "00:01:02 test",
+            "  00:01:2 test",
+            "test 00:1:2",
+            "test   0:1:2",
+            "00:1:2 test",
+            "test 00:01:02",
+        ],
     );
     add(
         "stars",
@@ -375,7 +570,10 @@ fn synthetic() -> Vec<Case> {
         Some(r"\[%H:%M:%S %d.%m.%Y\]$"),
         None,
         NOW,
-        &["192.0.2.1[20:00:00 01.02.2003]", "[20:00:00 01.02.2003]192.0.2.1"],
+        &[
+            "192.0.2.1[20:00:00 01.02.2003]",
+            "[20:00:00 01.02.2003]192.0.2.1",
+        ],
     );
     add(
         "prematch",
@@ -398,7 +596,26 @@ fn synthetic() -> Vec<Case> {
         NOW,
         &["2005-01-23 21:59:59 x", "23/01/2005 x", "Jan 23 21:59:59 x"],
     );
-    add("global-flags", Some("(?i)^x%Y %b"), None, NOW, &["x2005 JAN", "X2005 jan"]);
+    add(
+        "absurd-numbers",
+        Some(r"^(?P<Y>\d+) (?P<U>\d+) (?P<w>\d+) (?P<j>\d*)"),
+        None,
+        NOW,
+        &[
+            "2005 999999999999999999 999999999999999999 ",
+            "2005 1 1 999999999999999999",
+            "9999 52 6 ",
+            "2005 0 0 ",
+            "0 1 1 ",
+        ],
+    );
+    add(
+        "global-flags",
+        Some("(?i)^x%Y %b"),
+        None,
+        NOW,
+        &["x2005 JAN", "X2005 jan"],
+    );
     cases
 }
 
@@ -428,11 +645,28 @@ fn mixed_lines(count: usize) -> Vec<String> {
         "Feb 29 00:00:00",
         "23-01-05 1:02:03",
     ];
-    const PREFIXES: &[&str] = &["", "", "", "[", "<", "host ", "x", "\u{e9} ", "  ", "srv sshd[1]: ", "##", "\u{fc}"];
-    const SUFFIXES: &[&str] = &["", " x", " x", "]", "x", "5", " 2005", ".123", " +0100", "\u{e9}", ":"];
+    const PREFIXES: &[&str] = &[
+        "",
+        "",
+        "",
+        "[",
+        "<",
+        "host ",
+        "x",
+        "\u{e9} ",
+        "  ",
+        "srv sshd[1]: ",
+        "##",
+        "\u{fc}",
+    ];
+    const SUFFIXES: &[&str] = &[
+        "", " x", " x", "]", "x", "5", " 2005", ".123", " +0100", "\u{e9}", ":",
+    ];
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = |n: usize| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) as usize) % n
     };
     (0..count)
@@ -474,7 +708,11 @@ fn py_results(tz: &str, cases: &[Case]) -> Vec<Value> {
         .stderr(std::process::Stdio::piped())
         .output()
         .unwrap_or_else(|e| panic!("{PYTHON}: {e} (python3 and fail2ban must be installed)"));
-    assert!(out.status.success(), "fail2ban harness failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fail2ban harness failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap();
     v.as_array().unwrap().clone()
 }
@@ -525,14 +763,24 @@ fn compare(tz: &str, cases: &[Case]) -> (usize, Vec<String>) {
                     Value::String(s) => Some(s.parse::<f64>().unwrap()),
                     _ => None,
                 };
-                (a[0].as_u64().unwrap() as usize, a[1].as_u64().unwrap() as usize, time)
+                (
+                    a[0].as_u64().unwrap() as usize,
+                    a[1].as_u64().unwrap() as usize,
+                    time,
+                )
             });
             let got = got.map(|h| (h.start, h.end, h.time));
             if got != want {
-                diffs.push(format!("[{}] {dp:?} {line:?}: fail2ban {want:?}, ours {got:?}", case.name));
+                diffs.push(format!(
+                    "[{}] {dp:?} {line:?}: fail2ban {want:?}, ours {got:?}",
+                    case.name
+                ));
             }
         }
-        let order: Vec<(String, u64)> = dd.templates().map(|t| (t.name.to_string(), t.hits)).collect();
+        let order: Vec<(String, u64)> = dd
+            .templates()
+            .map(|t| (t.name.to_string(), t.hits))
+            .collect();
         let want_order: Vec<(String, u64)> = exp["order"]
             .as_array()
             .unwrap()
@@ -541,7 +789,10 @@ fn compare(tz: &str, cases: &[Case]) -> (usize, Vec<String>) {
             .collect();
         // Fail2ban adds the defaults only when a first line comes.
         if order != want_order && !(want_order.is_empty() && case.lines.is_empty()) {
-            diffs.push(format!("[{}] template order/hits: fail2ban {want_order:?}, ours {order:?}", case.name));
+            diffs.push(format!(
+                "[{}] template order/hits: fail2ban {want_order:?}, ours {order:?}",
+                case.name
+            ));
         }
     }
     (compared, diffs)
@@ -553,7 +804,12 @@ fn assert_same(tz: &str, cases: &[Case], min_lines: usize) {
         diffs.is_empty(),
         "{} differences from fail2ban (TZ={tz}):\n{}",
         diffs.len(),
-        diffs.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+        diffs
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(compared >= min_lines, "only {compared} lines compared");
 }
@@ -595,7 +851,13 @@ fn hand_made_cases_match_fail2ban() {
 fn mixed_lines_match_fail2ban() {
     let mixed = mixed_lines(3000);
     let mut cases = Vec::new();
-    for dp in [None, Some("{^LN-BEG}"), Some("%H:%M:%S"), Some("EPOCH\n{^LN-BEG}"), Some("[^\\]]*\\[({DATE})")] {
+    for dp in [
+        None,
+        Some("{^LN-BEG}"),
+        Some("%H:%M:%S"),
+        Some("EPOCH\n{^LN-BEG}"),
+        Some("[^\\]]*\\[({DATE})"),
+    ] {
         cases.push(Case::new(&format!("mixed/{dp:?}"), dp, mixed.clone()));
     }
     // Runs of one line each: the last template keeps winning or collides.
@@ -607,7 +869,12 @@ fn mixed_lines_match_fail2ban() {
     }
     cases.push(Case::new("runs/default", None, runs.clone()));
     // Time passing: templates unused for 5 minutes give way.
-    for (step, dp) in [(37.0, None), (120.0, None), (300.0, None), (61.0, Some("%H:%M:%S\n{^LN-BEG}"))] {
+    for (step, dp) in [
+        (37.0, None),
+        (120.0, None),
+        (300.0, None),
+        (61.0, Some("%H:%M:%S\n{^LN-BEG}")),
+    ] {
         let mut c = Case::new(&format!("clock/{step}/{dp:?}"), dp, runs.clone());
         c.step = step;
         cases.push(c);

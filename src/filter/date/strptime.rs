@@ -178,19 +178,27 @@ fn in_range(t: i64) -> Option<i64> {
 }
 
 /// Python's `int()` of a matched number: surrounding whitespace, a sign,
-/// and decimal digits of any script.
+/// and decimal digits of any script (single `_` between digits allowed).
 pub(super) fn py_int(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
+        return Some(b.iter().fold(0, |v, d| v * 10 + (d - b'0') as i64));
+    }
     let s = super::template::py_strip(s);
     let (neg, digits) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    if digits.is_empty() {
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
         return None;
     }
     let mut v: i64 = 0;
-    for c in digits.chars() {
+    for c in digits.chars().filter(|&c| c != '_') {
         v = v.checked_mul(10)?.checked_add(digit_value(c)? as i64)?;
     }
     Some(if neg { -v } else { v })
@@ -312,23 +320,24 @@ pub(super) fn zone_offset(text: &str) -> Result<i32, ZoneError> {
 
 /// `+hh`, `+hhmm`, `+hh:mm` (first hour digit 0 or 1) or nothing, in minutes.
 fn numeric_offset(num: &str) -> Option<i32> {
-    if num.is_empty() {
-        return Some(0);
-    }
-    let chars: Vec<char> = num.chars().take(7).collect();
-    let sign = match chars[0] {
-        '+' => 1,
-        '-' => -1,
-        _ => return None,
+    let mut chars = num.chars();
+    let sign = match chars.next() {
+        None => return Some(0),
+        Some('+') => 1,
+        Some('-') => -1,
+        Some(_) => return None,
     };
-    if chars.len() < 3 || !matches!(chars[1], '0' | '1') {
-        return None;
-    }
-    let hours = (digit_value(chars[1])? * 10 + digit_value(chars[2])?) as i32;
-    let minutes = match &chars[3..] {
-        [] => 0,
-        [a, b] | [':', a, b] => (digit_value(*a)? * 10 + digit_value(*b)?) as i32,
-        _ => return None,
+    let h1 = chars.next().filter(|c| matches!(c, '0' | '1'))?;
+    let hours = (digit_value(h1)? * 10 + digit_value(chars.next()?)?) as i32;
+    let rest = chars.as_str();
+    let minutes = if rest.is_empty() {
+        0
+    } else {
+        let mut mm = rest.strip_prefix(':').unwrap_or(rest).chars();
+        match (mm.next(), mm.next(), mm.next()) {
+            (Some(a), Some(b), None) => (digit_value(a)? * 10 + digit_value(b)?) as i32,
+            _ => return None,
+        }
     };
     Some(sign * (hours * 60 + minutes))
 }
@@ -415,7 +424,7 @@ pub(super) fn convert(
         }
         if let Some(j) = julian {
             let jan1 = naive(year, 1, 1, 0)? / SECS_PER_DAY;
-            let days = jan1 + j - 1;
+            let days = jan1.checked_add(j)? - 1;
             if !(MIN_DAYS..=MAX_DAYS).contains(&days) {
                 return None;
             }
@@ -465,13 +474,13 @@ fn julian_from_week(year: i64, week: i64, weekday: i64, starts_monday: bool) -> 
     let mut weekday = weekday;
     if !starts_monday {
         first = (first + 1) % 7;
-        weekday = (weekday + 1) % 7;
+        weekday = weekday.checked_add(1)?.rem_euclid(7);
     }
-    Some(if week == 0 {
-        1 + weekday - first
-    } else {
-        1 + (7 - first) % 7 + 7 * (week - 1) + weekday
-    })
+    if week == 0 {
+        return (1 + weekday).checked_sub(first);
+    }
+    let days_to_week = (7 - first) % 7 + 7i64.checked_mul(week.checked_sub(1)?)?;
+    days_to_week.checked_add(1)?.checked_add(weekday)
 }
 
 /// The value of an epoch match: seconds, or with `long` also milliseconds
@@ -532,6 +541,10 @@ mod tests {
         assert_eq!(py_int("\u{0661}\u{0669}"), Some(19));
         assert_eq!(py_int(""), None);
         assert_eq!(py_int("1a"), None);
+        assert_eq!(py_int("1_0"), Some(10));
+        assert_eq!(py_int("1__0"), None);
+        assert_eq!(py_int("_1"), None);
+        assert_eq!(py_int("-3"), Some(-3));
         assert_eq!(py_int("99999999999999999999"), None);
         assert_eq!(digit_value('\u{1D7CE}'), Some(0));
         assert_eq!(digit_value('\u{1D7D7}'), Some(9));
@@ -558,6 +571,9 @@ mod tests {
         assert_eq!(zone_offset("cet"), Err(ZoneError::Shape));
         assert_eq!(zone_offset("+2"), Err(ZoneError::Shape));
         assert_eq!(zone_offset("+0200x"), Err(ZoneError::Shape));
+        assert_eq!(zone_offset("+02:"), Err(ZoneError::Shape));
+        assert_eq!(zone_offset("+02:3"), Err(ZoneError::Shape));
+        assert_eq!(zone_offset("-01:\u{0663}0"), Ok(-90));
     }
 
     #[test]
@@ -568,6 +584,8 @@ mod tests {
         assert_eq!(julian_from_week(2001, 0, 0, true), Some(1));
         assert_eq!(julian_from_week(2005, 0, 3, false), Some(-1));
         assert_eq!(julian_from_week(2006, 0, 6, false), Some(1));
+        assert_eq!(julian_from_week(2006, i64::MAX, 6, false), None);
+        assert_eq!(julian_from_week(2006, 1, i64::MAX, true), None);
     }
 
     #[test]

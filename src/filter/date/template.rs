@@ -247,7 +247,9 @@ fn strftime_template(pattern: &str) -> Result<Template, DateError> {
 /// Compiles the regex and resolves the named groups the conversion reads.
 fn finish(name: String, source: String, flags: u8, kind: Kind) -> Result<Template, DateError> {
     let invalid = |e: &dyn std::fmt::Display| {
-        DateError(format!("date pattern '{name}': invalid regex {source:?}: {e}"))
+        DateError(format!(
+            "date pattern '{name}': invalid regex {source:?}: {e}"
+        ))
     };
     let (leading_flags, body) = split_leading_flags(&source);
     if let Some(at) = global_flags_at(body) {
@@ -258,8 +260,14 @@ fn finish(name: String, source: String, flags: u8, kind: Kind) -> Result<Templat
         )));
     }
     let pcre = format!("{}{}", to_pcre_flags(leading_flags), to_pcre(body));
-    let regex =
-        Regex::new(&pcre, Flags { ucp: true, ..Flags::default() }).map_err(|e| invalid(&e))?;
+    let regex = Regex::new(
+        &pcre,
+        Flags {
+            ucp: true,
+            ..Flags::default()
+        },
+    )
+    .map_err(|e| invalid(&e))?;
     let kind = match kind {
         Kind::Pattern { pattern, .. } => {
             let fields = regex
@@ -791,7 +799,10 @@ mod tests {
 
     #[test]
     fn python_flags_and_end_anchor_translate_to_pcre2() {
-        assert_eq!(split_leading_flags("(?iu)(?s)a(?i)"), ("(?iu)(?s)", "a(?i)"));
+        assert_eq!(
+            split_leading_flags("(?iu)(?s)a(?i)"),
+            ("(?iu)(?s)", "a(?i)")
+        );
         assert_eq!(to_pcre_flags("(?iu)(?s)"), "(?is)");
         assert_eq!(to_pcre_flags("(?u)"), "");
         assert_eq!(to_pcre(r"a\Zb\\Z(?P<x>a)"), r"a\zb\\Z(?P<x>a)");

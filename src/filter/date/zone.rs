@@ -1,6 +1,7 @@
 //! The local time zone: read once (from `TZ` or an explicit TZ value), then
 //! used the way Fail2ban uses the C library: `datetime.fromtimestamp` for
-//! "now" and `mktime` for dates written without a zone.
+//! "now" and `mktime` for dates written without a zone. The offset of the
+//! last day seen is cached, so a line usually needs no zone lookup.
 
 use super::strptime::civil_from_days;
 use jiff::civil::DateTime;
@@ -8,11 +9,20 @@ use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::Timestamp;
 use std::cell::Cell;
 
+const DAY: i64 = 86_400;
+const LOCAL_DAYS: usize = 32;
+const NO_DAY: (i64, i64) = (i64::MIN, 0);
+
 #[derive(Debug, Clone)]
 pub(crate) struct LocalZone {
     tz: TimeZone,
     /// The offset of the last `mktime` result (glibc's starting guess).
     guess: Cell<i64>,
+    /// (local day, offset) of local days without a transition, by day
+    /// modulo the size: logs run in order, or jump between a few days.
+    local_days: [Cell<(i64, i64)>; LOCAL_DAYS],
+    /// (UTC day, offset) for a UTC day without a transition.
+    utc_day: Cell<Option<(i64, i64)>>,
 }
 
 impl LocalZone {
@@ -20,6 +30,8 @@ impl LocalZone {
         LocalZone {
             tz,
             guess: Cell::new(0),
+            local_days: std::array::from_fn(|_| Cell::new(NO_DAY)),
+            utc_day: Cell::new(None),
         }
     }
 
@@ -58,11 +70,19 @@ impl LocalZone {
             .map_err(|e| format!("unknown time zone {value:?}: {path}: {e}"))
     }
 
+    fn offset_at(&self, secs: i64) -> Option<i64> {
+        Some(
+            self.tz
+                .to_offset(Timestamp::from_second(secs).ok()?)
+                .seconds() as i64,
+        )
+    }
+
     /// `datetime.fromtimestamp(t)`: the local wall-clock time of `t` as
     /// naive microseconds since 1970-01-01 (rounded half-even to the
     /// microsecond, as Python does).
     pub fn naive_micros(&self, t: f64) -> Option<i64> {
-        if !t.is_finite() {
+        if !t.is_finite() || t.abs() > 1e15 {
             return None;
         }
         let mut secs = t.trunc();
@@ -74,19 +94,29 @@ impl LocalZone {
             micros += 1e6;
             secs -= 1.0;
         }
-        let ts = Timestamp::from_second(secs as i64).ok()?;
-        let offset = self.tz.to_offset(ts).seconds() as i64;
-        Some((secs as i64 + offset) * 1_000_000 + micros as i64)
+        let secs = secs as i64;
+        let day = secs.div_euclid(DAY);
+        let offset = match self.utc_day.get() {
+            Some((d, offset)) if d == day => offset,
+            _ => {
+                let offset = self.offset_at(secs)?;
+                let (first, last) = (
+                    self.offset_at(day * DAY)?,
+                    self.offset_at(day * DAY + DAY - 1)?,
+                );
+                if first == last {
+                    self.utc_day.set(Some((day, first)));
+                }
+                offset
+            }
+        };
+        Some((secs + offset) * 1_000_000 + micros as i64)
     }
 
-    /// `mktime` with `tm_isdst = -1` for naive local seconds since
-    /// 1970-01-01, as glibc does it: a time in a gap is read with the offset
-    /// before the gap; in a fold glibc starts from the offset of its previous
-    /// result, so the answer depends on what was converted before (kept here
-    /// per zone, starting from 0 like glibc's static guess).
-    pub fn mktime(&self, naive: i64) -> Option<i64> {
-        let (year, month, day) = civil_from_days(naive.div_euclid(86_400));
-        let secs = naive.rem_euclid(86_400);
+    /// The offset(s) for naive local seconds.
+    fn ambiguous(&self, naive: i64) -> Option<AmbiguousOffset> {
+        let (year, month, day) = civil_from_days(naive.div_euclid(DAY));
+        let secs = naive.rem_euclid(DAY);
         let dt = DateTime::new(
             i16::try_from(year).ok()?,
             month as i8,
@@ -97,15 +127,44 @@ impl LocalZone {
             0,
         )
         .ok()?;
-        let offset = match self.tz.to_ambiguous_timestamp(dt).offset() {
+        Some(self.tz.to_ambiguous_timestamp(dt).offset())
+    }
+
+    /// `mktime` with `tm_isdst = -1` for naive local seconds since
+    /// 1970-01-01, as glibc does it: a time in a gap is read with the offset
+    /// before the gap; in a fold glibc starts from the offset of its previous
+    /// result, so the answer depends on what was converted before (kept here
+    /// per zone, starting from 0 like glibc's static guess).
+    pub fn mktime(&self, naive: i64) -> Option<i64> {
+        let day = naive.div_euclid(DAY);
+        let slot = &self.local_days[day.rem_euclid(LOCAL_DAYS as i64) as usize];
+        let (cached_day, offset) = slot.get();
+        if cached_day == day {
+            self.guess.set(offset);
+            return Some(naive - offset);
+        }
+        // A day that starts and ends with one offset has no transition.
+        let unambiguous = |n| match self.ambiguous(n) {
+            Some(AmbiguousOffset::Unambiguous { offset }) => Some(offset.seconds() as i64),
+            _ => None,
+        };
+        if let (Some(first), Some(last)) =
+            (unambiguous(day * DAY), unambiguous(day * DAY + DAY - 1))
+        {
+            if first == last {
+                slot.set((day, first));
+                self.guess.set(first);
+                return Some(naive - first);
+            }
+        }
+        let offset = match self.ambiguous(naive)? {
             AmbiguousOffset::Unambiguous { offset } => offset.seconds() as i64,
             AmbiguousOffset::Gap { before, .. } => before.seconds() as i64,
             AmbiguousOffset::Fold { before, after } => {
                 let (before, after) = (before.seconds() as i64, after.seconds() as i64);
                 let mut guess = self.guess.get();
                 for _ in 0..4 {
-                    let at = Timestamp::from_second(naive - guess).ok()?;
-                    let offset = self.tz.to_offset(at).seconds() as i64;
+                    let offset = self.offset_at(naive - guess)?;
                     if offset == guess {
                         break;
                     }
