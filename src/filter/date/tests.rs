@@ -502,3 +502,17 @@ fn garbage_and_huge_lines_do_not_panic() {
     let huge = "é".repeat(5 << 20);
     assert_eq!(dd.find(&huge, NOW), None);
 }
+
+#[test]
+fn a_detector_can_move_to_another_thread() {
+    fn send<T: Send>(_: &T) {}
+    let dd = detector(None);
+    send(&dd);
+    let hit = std::thread::spawn(move || {
+        let mut dd = dd;
+        dd.find("Jan 23 21:59:59 x", NOW)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(hit.and_then(|h| h.time), Some(JAN23));
+}
