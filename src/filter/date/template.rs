@@ -453,12 +453,8 @@ fn code_info(code: &str) -> Option<(&'static str, &'static str)> {
 /// and three years from now (Fail2ban fixes the range when it starts).
 fn exact_year_regex() -> &'static str {
     static RE: OnceLock<String> = OnceLock::new();
-    RE.get_or_init(|| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        exact_year_regex_for(super::strptime::civil_from_days(secs.div_euclid(86400)).0)
-    })
+    // The local year, as Python's `datetime.now()`.
+    RE.get_or_init(|| exact_year_regex_for(jiff::Zoned::now().year().into()))
 }
 
 fn exact_year_regex_for(year: i64) -> String {
