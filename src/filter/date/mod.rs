@@ -98,8 +98,8 @@ pub struct DateDetector {
     default_tz: Option<i32>,
     zone: LocalZone,
     scratch: Scratch,
-    /// The search whose groups `scratch` holds.
-    in_scratch: Option<(usize, usize)>,
+    /// The search whose groups `scratch` holds: template, start, subject end.
+    in_scratch: Option<(usize, usize, usize)>,
 }
 
 /// Usage of one template, for `fail2ban-regex`'s "Date template hits".
@@ -220,7 +220,7 @@ impl DateDetector {
     /// filter then prefers its last date if that is less than 60 s old.
     pub fn find(&mut self, line: &str, now: f64) -> Option<DateHit> {
         let found = self.match_time(line, now)?;
-        if self.in_scratch != Some((found.idx, found.start_b)) {
+        if self.in_scratch != Some((found.idx, found.start_b, found.subject_end)) {
             // The winner was set aside while other templates ran: redo its match.
             let regex = &self.templates[found.idx].t.regex;
             if !matches!(
@@ -291,7 +291,7 @@ impl DateDetector {
         }
         slot.matched = true;
         let (a, b) = self.scratch.get(0).expect("group 0 of a match");
-        self.in_scratch = Some((idx, a));
+        self.in_scratch = Some((idx, a, subject_end));
         let dist = char_index(line, a);
         let end = dist + char_index(&line[a..], b - a);
         Some(Found {
@@ -388,11 +388,10 @@ impl DateDetector {
         if m.idx != 0 && Some(m.idx) != self.last_idx {
             let to = self.reorder(m.idx);
             if to != m.idx {
-                if self.in_scratch.map(|(i, _)| i) == Some(m.idx) {
-                    self.in_scratch = Some((to, m.start_b));
-                } else {
-                    self.in_scratch = None;
-                }
+                self.in_scratch = match self.in_scratch {
+                    Some((i, start, end)) if i == m.idx => Some((to, start, end)),
+                    _ => None,
+                };
                 m.idx = to;
             }
         }
