@@ -159,6 +159,8 @@ pub(crate) struct Cursor {
     sig_len: usize,
     pub md5: Arc<str>,
     pub backlog: bool,
+    /// The last read found the file rewritten before the read position.
+    pub stale: bool,
 }
 
 /// What `Cursor::check` found.
@@ -190,6 +192,7 @@ impl Cursor {
             sig_len: 0,
             md5,
             backlog,
+            stale: false,
         };
         let n = (pos as usize).min(SIG_LEN);
         let mut sig = [0u8; SIG_LEN];
@@ -207,6 +210,7 @@ impl Cursor {
         self.sig_len = 0;
         self.md5 = first_line_md5(&self.file)?;
         self.backlog = false;
+        self.stale = false;
         Ok(())
     }
 
@@ -223,6 +227,7 @@ impl Cursor {
             sig_len: self.sig_len,
             md5: self.md5.clone(),
             backlog: false,
+            stale: false,
         }
     }
 
@@ -280,6 +285,12 @@ impl Cursor {
             if n == 0 {
                 // First end of file: what follows is new.
                 self.backlog = false;
+                break;
+            }
+            // Truncated (and regrown) between the caller's check and this
+            // read? Then the chunk is new content: leave it to the caller.
+            if !self.sig_matches(&self.file)? {
+                self.stale = true;
                 break;
             }
             self.take(&chunk[..n], &mut batch);

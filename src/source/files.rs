@@ -327,7 +327,9 @@ impl FileSet {
                 }
             }
             drain(c, &f.path, &f.watches, true, chunk, out);
-            return;
+            if !std::mem::take(&mut c.stale) {
+                return;
+            }
         }
     }
 

@@ -31,3 +31,6 @@ pub use watcher::{FileBackend, FileWatcher, WatcherOptions};
 /// Names a [`LogPath`] added to a [`FileWatcher`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WatchId(pub u32);
+
+#[cfg(test)]
+mod tests;
