@@ -34,9 +34,12 @@ pub struct LogPath {
 /// or after `since` (epoch seconds), found by [`seek::seek_to_time`].
 pub struct SeekTime {
     pub since: f64,
-    /// The jail's date parser: epoch seconds of a line's date, if it has one.
-    pub date: Box<dyn FnMut(&str) -> Option<f64> + Send>,
+    /// The jail's date parser.
+    pub date: DateParser,
 }
+
+/// Epoch seconds of a line's date, if it has one.
+pub type DateParser = Box<dyn FnMut(&str) -> Option<f64> + Send>;
 
 /// What the file watcher reports.
 #[derive(Debug)]

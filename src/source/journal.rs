@@ -477,7 +477,7 @@ fn read_child(
                     if !*caught_up && entry.time >= started - 1.0 {
                         *caught_up = true;
                     }
-                    if batch.backlog != !*caught_up {
+                    if batch.backlog == *caught_up {
                         flush(&mut batch, *caught_up, events)?;
                     }
                     opts.cursor = entry.cursor.clone().or(opts.cursor.take());

@@ -190,7 +190,7 @@ struct Work {
 impl Loop {
     fn run(&mut self) {
         let mut work = Work::default();
-        let mut next_full = Instant::now();
+        let mut last_full: Option<Instant> = None;
         let mut next_expire: Option<Instant> = None;
         loop {
             let period = match &self.notify {
@@ -198,11 +198,11 @@ impl Loop {
                 _ => self.opts.interval,
             };
             let now = Instant::now();
-            if now >= next_full {
+            if last_full.map_or(true, |t| now >= t + period) {
                 work.everything = true;
-                next_full = now + period;
+                last_full = Some(now);
             }
-            let mut deadline = next_full;
+            let mut deadline = last_full.map_or(now, |t| t + period);
             if let Some(e) = next_expire {
                 deadline = deadline.min(e);
             }

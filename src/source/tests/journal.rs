@@ -159,12 +159,15 @@ fn command_line_for_a_journalmatch() {
     assert!(JournalFollower::start(JournalOptions::new("a\\"), mpsc::sync_channel(1).0).is_err());
 }
 
+/// Realtime µs and fields of an entry to write.
+type Entry = (u64, Vec<(&'static str, &'static [u8])>);
+
 const REMOTE: &str = "/lib/systemd/systemd-journal-remote";
 
 /// Appends entries (export format) to a journal file with the real
 /// systemd-journal-remote. Each entry: (realtime µs, fields; a field whose
 /// value is not UTF-8 is written in the binary form).
-fn write_journal(file: &Path, entries: &[(u64, Vec<(&str, &[u8])>)]) {
+fn write_journal(file: &Path, entries: &[Entry]) {
     assert!(
         Path::new(REMOTE).exists(),
         "{REMOTE} is missing: apt-get install systemd-journal-remote (the journal tests write real journal files)"
@@ -207,7 +210,7 @@ fn write_journal(file: &Path, entries: &[(u64, Vec<(&str, &[u8])>)]) {
     );
 }
 
-fn sshd(i: u64, pid: &str) -> (u64, Vec<(&'static str, &'static [u8])>) {
+fn sshd(i: u64, pid: &str) -> Entry {
     let msg: &'static str = Box::leak(
         format!("Failed password for root from 192.0.2.{i} port 22 ssh2").into_boxed_str(),
     );
@@ -224,7 +227,7 @@ fn sshd(i: u64, pid: &str) -> (u64, Vec<(&'static str, &'static [u8])>) {
     )
 }
 
-fn other(i: u64) -> (u64, Vec<(&'static str, &'static [u8])>) {
+fn other(i: u64) -> Entry {
     (
         1_700_000_000_000_000 + i * 1_000_000,
         vec![
