@@ -303,7 +303,7 @@ impl FileSet {
             if moved {
                 // Rotation by rename (or deletion): finish the old file, keep
                 // it open for late writes, then look for the new one.
-                drain(c, &f.path, &f.watches, true, chunk, out);
+                drain(c, &f.path, &f.watches, false, chunk, out);
                 tracing::info!("log rotation detected for {}", path.display());
                 let cursor = f.current.take().expect("cursor");
                 retired.push(Retired {

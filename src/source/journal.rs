@@ -38,8 +38,9 @@ pub struct JournalEntry {
 #[derive(Debug, Clone)]
 pub struct JournalEvent {
     pub entries: Vec<JournalEntry>,
-    /// Entries older than the start that were read before reaching the end
-    /// of the journal (Fail2ban's "not in operation yet").
+    /// Entries that were in the journal at start (up to the jail's last
+    /// entry then, and dated before the start): Fail2ban's "not in operation
+    /// yet", when old entries are ignored rather than taken as happening now.
     pub backlog: bool,
 }
 
@@ -89,10 +90,22 @@ impl JournalOptions {
 
 /// The journalctl arguments for `opts`; an error names a bad `journalmatch`.
 pub fn journal_args(opts: &JournalOptions) -> Result<Vec<String>, String> {
-    let mut args: Vec<String> = ["-o", "json", "--all", "-f", "--no-pager"]
+    let mut mode = vec!["-f".to_string()];
+    match (&opts.cursor, opts.since) {
+        (Some(c), _) => mode.extend(["--no-tail".into(), format!("--after-cursor={c}")]),
+        (None, Some(t)) => mode.extend(["--no-tail".into(), format!("--since=@{t:.6}")]),
+        (None, None) => mode.push("--lines=0".into()),
+    }
+    selection_args(opts, mode)
+}
+
+/// Output options, then `mode`, then what selects the jail's entries.
+fn selection_args(opts: &JournalOptions, mode: Vec<String>) -> Result<Vec<String>, String> {
+    let mut args: Vec<String> = ["-o", "json", "--all", "--no-pager"]
         .map(String::from)
         .into();
     args.push(format!("--output-fields={FIELDS}"));
+    args.extend(mode);
     if let Some(p) = &opts.path {
         args.push(format!("--directory={}", p.display()));
     }
@@ -113,11 +126,6 @@ pub fn journal_args(opts: &JournalOptions) -> Result<Vec<String>, String> {
     if let Some(ns) = &opts.namespace {
         args.push(format!("--namespace={ns}"));
     }
-    match (&opts.cursor, opts.since) {
-        (Some(c), _) => args.extend(["--no-tail".into(), format!("--after-cursor={c}")]),
-        (None, Some(t)) => args.extend(["--no-tail".into(), format!("--since=@{t:.6}")]),
-        (None, None) => args.push("--lines=0".into()),
-    }
     let mut terms = Vec::new();
     for line in opts.journalmatch.lines() {
         let words = shlex_split(line).map_err(|e| format!("journalmatch {line:?}: {e}"))?;
@@ -134,6 +142,20 @@ pub fn journal_args(opts: &JournalOptions) -> Result<Vec<String>, String> {
         args.extend(terms);
     }
     Ok(args)
+}
+
+/// The jail's last journal entry now: entries up to it are the backlog
+/// (Fail2ban notes the same cursor at start).
+fn last_entry(opts: &JournalOptions) -> Option<JournalEntry> {
+    let args = selection_args(opts, vec!["--lines=1".into()]).ok()?;
+    let out = Command::new(&opts.program)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    let out = out.ok()?;
+    let line = out.stdout.split(|b| *b == b'\n').find(|l| !l.is_empty())?;
+    format_entry(line).ok()
 }
 
 /// Splits like Python's `shlex.split` (POSIX mode, no comments).
@@ -358,9 +380,18 @@ fn run(
     events: SyncSender<JournalEvent>,
     shared: &(Mutex<Shared>, Condvar),
 ) {
-    let started = crate::util::now();
     let mut backoff = opts.backoff_min;
-    let mut caught_up = false;
+    let last = last_entry(&opts);
+    // Nothing to catch up on when the last entry is the one we resume after,
+    // or older than where we start.
+    let mut caught_up = match &last {
+        None => true,
+        Some(e) => {
+            e.cursor.is_some() && e.cursor == opts.cursor || opts.since.is_some_and(|s| e.time < s)
+        }
+    };
+    let backlog_end = last.and_then(|e| e.cursor);
+    let started = crate::util::now();
     loop {
         let args = journal_args(&opts).expect("checked at start");
         let spawned = Command::new(&opts.program)
@@ -379,7 +410,13 @@ fn run(
                         kill(child.id());
                     }
                 }
-                let read = read_child(&mut child, &mut opts, started, &mut caught_up, &events);
+                let read = read_child(
+                    &mut child,
+                    &mut opts,
+                    (started, &backlog_end),
+                    &mut caught_up,
+                    &events,
+                );
                 if read.is_err() {
                     kill(child.id());
                 }
@@ -421,10 +458,12 @@ fn run(
 
 /// Reads entries until the child's output ends; Err when the receiver is gone.
 /// Keeps `opts.cursor` at the last entry so a restart resumes after it.
+/// The backlog ends after the entry `backlog_end` names, or at the first
+/// entry dated after the start.
 fn read_child(
     child: &mut Child,
     opts: &mut JournalOptions,
-    started: f64,
+    (started, backlog_end): (f64, &Option<String>),
     caught_up: &mut bool,
     events: &SyncSender<JournalEvent>,
 ) -> Result<(), ()> {
@@ -440,18 +479,9 @@ fn read_child(
         backlog: !*caught_up,
     };
     loop {
-        // Flush what we have before blocking; an idle second means the
-        // backlog is done.
-        let ready = poll_in(fd, Duration::ZERO) || {
+        // Send what we have before blocking.
+        if !readable_now(fd) {
             flush(&mut batch, *caught_up, events)?;
-            let r = poll_in(fd, Duration::from_secs(1));
-            if !r {
-                *caught_up = true;
-            }
-            r
-        };
-        if !ready {
-            continue;
         }
         let n = match out.read(&mut buf) {
             Ok(0) => return flush(&mut batch, *caught_up, events),
@@ -479,6 +509,9 @@ fn read_child(
                     }
                     if batch.backlog == *caught_up {
                         flush(&mut batch, *caught_up, events)?;
+                    }
+                    if !*caught_up && entry.cursor.is_some() && entry.cursor == *backlog_end {
+                        *caught_up = true;
                     }
                     opts.cursor = entry.cursor.clone().or(opts.cursor.take());
                     batch.entries.push(entry);
@@ -517,13 +550,12 @@ fn flush(
     Ok(())
 }
 
-fn poll_in(fd: i32, timeout: Duration) -> bool {
+fn readable_now(fd: i32) -> bool {
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
     // SAFETY: one valid pollfd for the duration of the call.
-    let r = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
-    r > 0
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
 }

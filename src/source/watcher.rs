@@ -438,10 +438,10 @@ impl Notify {
                     work.paths.insert(path.clone());
                 }
                 Err(e) => {
-                    tracing::warn!(
-                        "inotify watch on {} failed ({e}): polling it",
-                        path.display()
-                    );
+                    // Warned once per spell of polling (e.g. out of watches).
+                    if !self.degraded {
+                        tracing::warn!("inotify watch on {} failed ({e}): polling", path.display());
+                    }
                     degraded = true;
                 }
             }
@@ -471,11 +471,8 @@ impl Notify {
                     );
                 }
                 Err(e) => {
-                    if e.kind() != io::ErrorKind::NotFound {
-                        tracing::warn!(
-                            "inotify watch on {} failed ({e}): polling it",
-                            dir.display()
-                        );
+                    if e.kind() != io::ErrorKind::NotFound && !self.degraded {
+                        tracing::warn!("inotify watch on {} failed ({e}): polling", dir.display());
                     }
                     degraded = true;
                 }

@@ -110,11 +110,11 @@ fn command_line_for_a_journalmatch() {
         "-o",
         "json",
         "--all",
-        "-f",
         "--no-pager",
         fields,
-        "--system",
+        "-f",
         "--lines=0",
+        "--system",
         "--",
     ];
     let matches = [
@@ -248,14 +248,23 @@ fn options(file: &Path) -> JournalOptions {
     o
 }
 
-fn receive(rx: &Receiver<JournalEvent>, n: usize, got: &mut Vec<JournalEntry>) {
+/// Receives until `got` holds `n` entries, each with its batch's backlog flag.
+fn receive(rx: &Receiver<JournalEvent>, n: usize, got: &mut Vec<(JournalEntry, bool)>) {
     let end = Instant::now() + Duration::from_secs(20);
     while got.len() < n {
         match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-            Ok(ev) => got.extend(ev.entries),
+            Ok(ev) => got.extend(ev.entries.into_iter().map(|e| (e, ev.backlog))),
             Err(_) => panic!("timed out waiting for {n} journal entries, got {got:?}"),
         }
     }
+}
+
+fn lines(got: &[(JournalEntry, bool)]) -> Vec<&str> {
+    got.iter().map(|(e, _)| e.line.as_str()).collect()
+}
+
+fn backlog(got: &[(JournalEntry, bool)]) -> Vec<bool> {
+    got.iter().map(|(_, b)| *b).collect()
 }
 
 #[test]
@@ -263,38 +272,34 @@ fn follows_a_real_journal_and_resumes_after_the_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("test.journal");
     let mut bin = sshd(2, "124");
+    bin.1.retain(|(k, _)| *k != "MESSAGE");
     bin.1.push(("MESSAGE", b"bad \xff bytes\nsecond line"));
-    bin.1
-        .retain(|(k, v)| *k != "MESSAGE" || !v.starts_with(b"Failed"));
     write_journal(&file, &[sshd(1, "123"), other(2), bin]);
 
     let (tx, rx) = mpsc::sync_channel(8);
     let f = JournalFollower::start(options(&file), tx).unwrap();
     let mut got = Vec::new();
     receive(&rx, 2, &mut got);
-    assert_eq!(
-        got[0].line,
-        "mail sshd[123]: Failed password for root from 192.0.2.1 port 22 ssh2"
-    );
-    assert_eq!(got[0].time, 1_700_000_001.0);
-    assert_eq!(
-        got[1].line,
-        "mail sshd[124]: bad \u{fffd} bytes\\nsecond line"
-    );
-    // Appended while following.
+    assert_eq!(got[0].0.time, 1_700_000_001.0);
+    // Appended while following. The entries there at start are the backlog
+    // (all are dated 2023: it ends with the jail's last entry at start).
     write_journal(&file, &[other(3), sshd(4, "125")]);
     receive(&rx, 3, &mut got);
-    assert_eq!(
-        got[2].line,
-        "mail sshd[125]: Failed password for root from 192.0.2.4 port 22 ssh2"
-    );
     f.stop();
-    assert_eq!(got.len(), 3, "only ssh.service entries: {got:?}");
+    assert_eq!(
+        lines(&got),
+        [
+            "mail sshd[123]: Failed password for root from 192.0.2.1 port 22 ssh2",
+            "mail sshd[124]: bad \u{fffd} bytes\\nsecond line",
+            "mail sshd[125]: Failed password for root from 192.0.2.4 port 22 ssh2",
+        ]
+    );
+    assert_eq!(backlog(&got), [true, true, false]);
 
     // A restart resumes after the stored cursor: nothing read twice.
     write_journal(&file, &[sshd(5, "126")]);
     let mut o = options(&file);
-    o.cursor = got[2].cursor.clone();
+    o.cursor = got[2].0.cursor.clone();
     let (tx, rx) = mpsc::sync_channel(8);
     let f = JournalFollower::start(o, tx).unwrap();
     let mut again = Vec::new();
@@ -302,14 +307,14 @@ fn follows_a_real_journal_and_resumes_after_the_cursor() {
     write_journal(&file, &[sshd(6, "127")]);
     receive(&rx, 2, &mut again);
     f.stop();
-    let lines: Vec<&str> = again.iter().map(|e| e.line.as_str()).collect();
     assert_eq!(
-        lines,
+        lines(&again),
         [
             "mail sshd[126]: Failed password for root from 192.0.2.5 port 22 ssh2",
             "mail sshd[127]: Failed password for root from 192.0.2.6 port 22 ssh2"
         ]
     );
+    assert_eq!(backlog(&again), [true, false]);
 }
 
 #[test]
@@ -320,54 +325,54 @@ fn a_dying_journalctl_is_restarted_after_the_last_cursor() {
     // A journalctl that dies after a moment, logging its arguments.
     let script = dir.path().join("journalctl");
     let log = dir.path().join("args.log");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$@\" >> '{}'\nexec timeout 1 journalctl \"$@\"\n",
-            log.display()
-        ),
-    )
-    .unwrap();
+    let body = format!(
+        "#!/bin/sh\necho \"$@\" >> '{}'\nexec timeout 1 journalctl \"$@\"\n",
+        log.display()
+    );
+    std::fs::write(&script, body).unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let runs = || std::fs::read_to_string(&log).unwrap_or_default();
     let mut o = options(&file);
-    o.program = script;
+    o.program = script.clone();
     let (tx, rx) = mpsc::sync_channel(8);
     let f = JournalFollower::start(o, tx).unwrap();
     let mut got = Vec::new();
     receive(&rx, 2, &mut got);
-    // Wait for a restart, then add an entry: it arrives once, the old ones
-    // are not read again.
+    // Run 1 finds the end of the backlog, run 2 follows and dies; wait for
+    // run 3, then add an entry: it arrives once, the old ones are not read
+    // again.
     let end = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 2
-    {
+    while runs().lines().count() < 3 {
         assert!(Instant::now() < end, "journalctl was not restarted");
         std::thread::sleep(Duration::from_millis(20));
     }
     write_journal(&file, &[sshd(3, "3")]);
     receive(&rx, 3, &mut got);
     f.stop();
-    let lines: Vec<&str> = got.iter().map(|e| e.line.as_str()).collect();
     assert_eq!(
-        lines,
+        lines(&got),
         [
             "mail sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2",
             "mail sshd[2]: Failed password for root from 192.0.2.2 port 22 ssh2",
             "mail sshd[3]: Failed password for root from 192.0.2.3 port 22 ssh2",
         ]
     );
-    let args = std::fs::read_to_string(&log).unwrap();
-    let runs: Vec<&str> = args.lines().collect();
-    assert!(runs[0].contains("--since=@0.000000"), "{}", runs[0]);
+    let runs = runs();
+    let runs: Vec<&str> = runs.lines().collect();
     assert!(
-        runs[1].contains(&format!(
-            "--after-cursor={}",
-            got[1].cursor.as_deref().unwrap()
-        )),
+        runs[0].contains("--lines=1") && !runs[0].split(' ').any(|a| a == "-f"),
+        "{}",
+        runs[0]
+    );
+    assert!(
+        runs[1].split(' ').any(|a| a == "-f") && runs[1].contains("--since=@0.000000"),
         "{}",
         runs[1]
+    );
+    let cursor = got[1].0.cursor.as_deref().unwrap();
+    assert!(
+        runs[2].contains(&format!("--after-cursor={cursor}")),
+        "{}",
+        runs[2]
     );
 }
