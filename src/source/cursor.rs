@@ -6,6 +6,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 
@@ -25,6 +26,10 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// Bytes remembered from just before the read position, to notice a file
 /// rewritten in place (truncated, then grown past where we were).
 const SIG_LEN: usize = 64;
+
+/// How often the first line is hashed again, to see a file rewritten in
+/// place with a new first line (Fail2ban's 30 s).
+const MD5_RECHECK: Duration = Duration::from_secs(30);
 
 /// Identity of a file: its device and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,6 +166,8 @@ pub(crate) struct Cursor {
     pub backlog: bool,
     /// The last read found the file rewritten before the read position.
     pub stale: bool,
+    /// When `md5` was last compared with the file.
+    pub md5_at: Instant,
 }
 
 /// What `Cursor::check` found.
@@ -193,6 +200,7 @@ impl Cursor {
             md5,
             backlog,
             stale: false,
+            md5_at: Instant::now(),
         };
         let n = (pos as usize).min(SIG_LEN);
         let mut sig = [0u8; SIG_LEN];
@@ -209,6 +217,7 @@ impl Cursor {
         self.skipping = false;
         self.sig_len = 0;
         self.md5 = first_line_md5(&self.file)?;
+        self.md5_at = Instant::now();
         self.backlog = false;
         self.stale = false;
         Ok(())
@@ -228,13 +237,20 @@ impl Cursor {
             md5: self.md5.clone(),
             backlog: false,
             stale: false,
+            md5_at: self.md5_at,
         }
     }
 
-    pub fn check(&self) -> io::Result<Change> {
+    pub fn check(&mut self) -> io::Result<Change> {
         let size = self.file.metadata()?.len();
         if size < self.read_pos || !self.sig_matches(&self.file)? {
             return Ok(Change::Truncated);
+        }
+        if !self.md5.is_empty() && self.md5_at.elapsed() >= MD5_RECHECK {
+            self.md5_at = Instant::now();
+            if first_line_md5(&self.file)? != self.md5 {
+                return Ok(Change::Truncated);
+            }
         }
         Ok(Change::Same)
     }

@@ -317,6 +317,30 @@ fn truncation_is_seen_even_when_the_file_regrows_past_the_old_position() {
 }
 
 #[test]
+fn a_new_first_line_is_seen_as_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let long = "b".repeat(100);
+    append(&path, format!("aaa\n{long}\n").as_bytes());
+    let mut m = Manual::new(1, log_path(&path));
+    // Rewritten in place: same inode, same size, same bytes just before our
+    // position; only the first line differs.
+    let w = OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_at(&w, b"ccc", 0).unwrap();
+    m.poll(&path);
+    assert_eq!(
+        m.got.len(),
+        2,
+        "the first line is hashed again only every 30 s"
+    );
+    let f = m.set.followers.get_mut(path.as_path()).unwrap();
+    f.current.as_mut().unwrap().md5_at -= Duration::from_secs(31);
+    m.poll(&path);
+    let texts: Vec<&str> = m.got.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(texts, ["aaa", &long, "ccc", &long]);
+}
+
+#[test]
 fn partial_last_line_waits_for_its_newline() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
