@@ -822,3 +822,20 @@ fn batches_carry_the_position_to_store() {
         })
     );
 }
+
+#[test]
+fn backend_names() {
+    for name in ["auto", "pyinotify", "gamin", " auto "] {
+        assert_eq!(
+            FileBackend::from_name(name),
+            Some(FileBackend::Inotify),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        FileBackend::from_name("polling"),
+        Some(FileBackend::Polling)
+    );
+    assert_eq!(FileBackend::from_name("systemd"), None);
+    assert_eq!(FileBackend::from_name("bogus"), None);
+}
