@@ -494,8 +494,25 @@ fn jail_def(session: &Session, read: &JailRead, cfg: &Layered) -> Result<JailDef
         ignorecommand: set("ignorecommand").map(str::to_string),
         ignorecache,
         actions,
-        options: read.raw.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        options: all_options(cfg, name),
     })
+}
+
+/// Every option a jail sees (its own and DEFAULT's), interpolated; the raw
+/// text for the ones that do not interpolate (action shortcuts of unused
+/// services refer to options nobody set).
+fn all_options(cfg: &Layered, jail: &str) -> BTreeMap<String, String> {
+    cfg.options_with_defaults(jail)
+        .into_iter()
+        .filter(|k| !k.starts_with("known/"))
+        .filter_map(|k| {
+            let v = match cfg.get(jail, &k, &Vars::new()) {
+                Ok(v) => v,
+                Err(_) => cfg.raw_text(jail, &k).map(str::to_string),
+            };
+            v.map(|v| (k, v))
+        })
+        .collect()
 }
 
 fn spec_parts(spec: &str, what: &str) -> Result<(String, OMap<String>), ConfigError> {

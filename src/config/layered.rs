@@ -189,6 +189,16 @@ impl Layered {
             .map(|v| (v.text.as_str(), Some(&v.origin)))
     }
 
+    /// The raw text of `option` in `section` or DEFAULT.
+    pub fn raw_text(&self, section: &str, option: &str) -> Option<&str> {
+        let option = option.to_lowercase();
+        self.sections
+            .get(section)
+            .and_then(|s| s.get(&option))
+            .or_else(|| self.defaults.get(&option))
+            .map(|v| v.text.as_str())
+    }
+
     /// The interpolated value of `option` in `section`.
     pub fn get(&self, section: &str, option: &str, vars: &Vars) -> Result<Option<String>, ConfigError> {
         let option = option.to_lowercase();

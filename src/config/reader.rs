@@ -205,15 +205,12 @@ fn bad_int(text: &str) -> ConfigError {
 /// does not convert becomes None and is reported in `errors`.
 pub(crate) struct Read {
     pub typed: OMap<Value>,
-    /// The interpolated strings found in the configuration.
-    pub raw: OMap<String>,
     pub errors: Vec<ConfigError>,
 }
 
 pub(crate) fn read_options(cfg: &Layered, section: &str, specs: &[Spec]) -> Result<Read, ConfigError> {
     let mut out = Read {
         typed: OMap::new(),
-        raw: OMap::new(),
         errors: Vec::new(),
     };
     let exists = section == DEFAULT || cfg.has_section(section);
@@ -235,7 +232,6 @@ pub(crate) fn read_options(cfg: &Layered, section: &str, specs: &[Spec]) -> Resu
                     Value::Null
                 });
                 out.typed.insert(s.name, v);
-                out.raw.insert(s.name, text);
             }
             None => {
                 if let Some(d) = s.default {
@@ -604,7 +600,6 @@ pub(crate) enum ActionRead {
 pub(crate) struct JailRead {
     pub name: String,
     pub opts: OMap<Value>,
-    pub raw: OMap<String>,
     pub errors: Vec<ConfigError>,
     /// The filter's name (without parameters) and its reader.
     pub filter: Option<(String, DefReader)>,
@@ -747,7 +742,6 @@ pub(crate) fn read_jail(
     Ok(JailOutcome::Read(JailRead {
         name: name.to_string(),
         opts: all.typed,
-        raw: all.raw,
         errors,
         filter,
         actions,

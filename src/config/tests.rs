@@ -128,7 +128,7 @@ fn client_dump(dir: &Path) -> Vec<String> {
     assert!(
         out.status.success(),
         "fail2ban-client -d failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.contains("WARNING")).collect::<Vec<_>>().join("\n")
     );
     String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
 }
@@ -461,4 +461,265 @@ fn dump_matches_client_local_overrides() {
     assert_eq!(mailer.actions[0].script.as_deref(), Some(format!("{}/action.d/smtp.py", t.etc().display()).as_str()));
     assert_eq!(mailer.actions[1].name, "iptables-multiport");
     assert_eq!(mailer.actions[1].get("name"), Some("mailer"));
+}
+
+/// A small tree written from scratch.
+fn tree_of(files: &[(&str, &str)]) -> (tempfile::TempDir, ConfigTree) {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, text) in files {
+        write(dir.path(), rel, text);
+    }
+    let tree = ConfigTree::open(dir.path()).unwrap();
+    (dir, tree)
+}
+
+/// INI corners, includes with their .local, .d directories, conditional
+/// sections, `<known/...>`, quoted parameters: the real client agrees.
+#[test]
+fn dump_matches_client_on_a_hand_written_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write(dir.path(), "logs/a.log", "");
+    let log2 = write(dir.path(), "logs/x.log", "");
+    let files: Vec<(String, String)> = vec![
+        ("fail2ban.conf".into(), "[Definition]\nloglevel = NOTICE\ndbfile = :memory:\n".into()),
+        (
+            "jail.conf".into(),
+            "[INCLUDES]\nbefore = paths.conf\n\n[DEFAULT]\nbanaction = fw\nfilter = %(__name__)s[mode=%(mode)s]\n\
+             mode = normal\naction = %(banaction)s[port=\"%(port)s\", text='a, b]c']\nport = 22\n\n\
+             [one]\nenabled = true ; inline comment\nlogpath = %(one_log)s\n  ; a comment line inside\n\n  %(two_log)s tail\n\
+             maxretry = 3\nfindtime = 1h30m\nignoreip = 192.0.2.1,198.51.100.0/24   203.0.113.5\n\n\
+             [two]\nenabled = yes\nfilter = flt[mode=extra, extra=\"x,y\"]\nbackend = polling\nlogpath = %(two_log)s\n\
+             failregex = %(known/failregex)s\n            ^two <HOST>$\nusedns = raw\nport = 80#not a comment\n\
+             action = fw[name=web]\n         fw[name=two-ssh, blocktype=\"DROP 100%%\"]\n         py.py[x=1]\n\n\
+             [three]\nenabled = false\nfilter =\n"
+                .into(),
+        ),
+        ("paths.conf".into(), format!("[DEFAULT]\none_log = {}\n", log.display())),
+        ("paths.local".into(), format!("[DEFAULT]\ntwo_log = {}\n", log2.display())),
+        ("jail.d/a.conf".into(), "[one]\nbantime = 1d\n".into()),
+        ("jail.d/b.local".into(), "[one]\nbantime = %(known/bantime)s\n".into()),
+        (
+            "filter.d/flt.conf".into(),
+            "[INCLUDES]\nbefore = common-flt.conf\n\n[Definition]\nfailregex = <pre> <mdre-<mode>>\n\
+             \tsecond <HOST>\n\nmdre-normal = normal <HOST>\nmdre-extra = extra <HOST> <extra>\n\
+             ignoreregex =\ndatepattern = {^LN-BEG}\njournalmatch = _COMM=flt + \"_X=a b\"\n\n[Init]\nextra = init\n"
+                .into(),
+        ),
+        ("filter.d/common-flt.conf".into(), "[DEFAULT]\npre = ^<lt_<logtype>/p>\n[lt_file]\np = file:\n[lt_journal]\np = journal:\n".into()),
+        ("filter.d/flt.d/more.local".into(), "[Definition]\nmaxlines = 3\n".into()),
+        ("filter.d/one.conf".into(), "[Definition]\nfailregex = ^one <HOST>\nprefregex = ^<F-CONTENT>.+</F-CONTENT>$\n".into()),
+        ("filter.d/two.conf".into(), "[Definition]\nfailregex = ^stock <HOST>\n".into()),
+        (
+            "action.d/fw.conf".into(),
+            "[Definition]\nactionstart = fw create <chain> <set>\nactionban = fw add <set> <ip> <blocktype>\n\
+             actionunban = fw del <set> <ip>\nnorestored = yes\n\n[Init]\nchain = INPUT\nset = set-<name>\n\
+             blocktype = REJECT\ntext = none\n\n[Init?family=inet6]\nset = set6-<name>\n"
+                .into(),
+        ),
+        ("action.d/fw.local".into(), "[Init]\nchain = %(known/chain)s-local\n".into()),
+    ];
+    for (rel, text) in &files {
+        write(dir.path(), rel, text);
+    }
+    let lines = assert_dump_matches(dir.path());
+    assert!(lines.contains(&"['set', 'loglevel', 'NOTICE']".to_string()), "{lines:#?}");
+
+    let tree = ConfigTree::open(dir.path()).unwrap();
+    let jails = tree.jails().unwrap();
+    assert_eq!(jails.len(), 2);
+    let one = &jails[0];
+    assert_eq!((one.maxretry, one.findtime, one.bantime), (3, 5400.0, 86400.0));
+    assert_eq!(one.ignoreip, ["192.0.2.1", "198.51.100.0/24", "203.0.113.5"]);
+    assert_eq!(one.logpath.len(), 2);
+    assert!(one.logpath[1].tail);
+    assert_eq!(one.actions[0].get("port"), Some("22"));
+    assert_eq!(one.actions[0].get("text"), Some("a, b]c"));
+    let f = one.filter.as_ref().unwrap();
+    assert_eq!(f.prefregex.as_deref(), Some("^<F-CONTENT>.+</F-CONTENT>$"));
+    let two = &jails[1];
+    assert_eq!(two.backend.kind, BackendKind::Polling);
+    let f = two.filter.as_ref().unwrap();
+    assert_eq!(f.failregex, ["^file: extra <HOST> x,y", "second <HOST>", "^two <HOST>$"]);
+    assert_eq!((f.maxlines, f.usedns), (3, UseDns::Raw));
+    assert_eq!(f.journal_groups, [vec!["_COMM=flt".to_string()], vec!["_X=a b".to_string()]]);
+    assert_eq!(two.options.get("port").map(String::as_str), Some("80#not a comment"));
+    let names: Vec<&str> = two.actions.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["fw-web", "fw-ssh", "py"]);
+    let fw = &two.actions[1];
+    assert_eq!(fw.get("blocktype"), Some("DROP 100%"));
+    assert_eq!(fw.get("chain"), Some("INPUT-local"));
+    assert_eq!(fw.get("norestored"), Some("True"));
+    assert_eq!(fw.get("actionstart"), Some("fw create INPUT-local <set>"));
+    let v6 = fw.properties(Some("inet6")).unwrap();
+    assert_eq!(v6.command("actionban").unwrap(), "fw add set6-two-ssh <ip> DROP 100%");
+    let v4 = fw.properties(Some("inet4")).unwrap();
+    assert_eq!(v4.command("actionunban").unwrap(), "fw del set-two-ssh <ip>");
+    assert_eq!(two.actions[2].script.as_deref(), Some(format!("{}/action.d/py.py", dir.path().display()).as_str()));
+    let three = tree.jail("three").unwrap();
+    assert!(!three.enabled);
+    assert_eq!(tree.filter("flt[mode=normal]").unwrap().failregex[0], "^file: normal <HOST>");
+    assert_eq!(
+        tree.filter_for_backend("flt[mode=normal]", "systemd").unwrap().failregex[0],
+        "^journal: normal <HOST>"
+    );
+    let server = tree.server().unwrap();
+    assert_eq!((server.loglevel.as_str(), server.dbfile.as_str()), ("NOTICE", ":memory:"));
+    assert_eq!(server.logtarget, "/var/log/fail2ban.log");
+}
+
+#[test]
+fn read_order_with_includes_locals_and_d_directories() {
+    let (_d, tree) = tree_of(&[
+        ("jail.conf", "[INCLUDES]\nbefore = inc/b.conf\nafter = a.conf\n[DEFAULT]\nv = jail.conf\n[x]\nenabled = true\nfilter =\nlog = %(v)s\n"),
+        ("inc/b.conf", "[INCLUDES]\nbefore = c.conf\n[DEFAULT]\nv = b.conf\nw = b\n"),
+        ("inc/b.local", "[DEFAULT]\nw = b.local\n"),
+        ("inc/c.conf", "[DEFAULT]\nw = c\nu = c\n"),
+        ("a.conf", "[DEFAULT]\nu = a.conf\n"),
+        ("jail.d/2.conf", "[x]\nn = 2\n"),
+        ("jail.d/1.conf", "[x]\nn = 1\n"),
+        ("jail.local", "[x]\nlog = local %(u)s %(w)s %(v)s\n"),
+        ("jail.d/0.local", "[x]\nlog = %(known/log)s+0.local\n"),
+    ]);
+    let x = tree.jail("x").unwrap();
+    let opt = |k: &str| x.options.get(k).map(String::as_str);
+    // c.conf, b.conf, b.local, jail.conf, a.conf, jail.d/1.conf, jail.d/2.conf,
+    // jail.local, jail.d/0.local.
+    assert_eq!(opt("log"), Some("local a.conf b.local jail.conf+0.local"));
+    assert_eq!(opt("n"), Some("2"));
+    assert!(x.filter.is_none() && x.actions.is_empty());
+}
+
+#[test]
+fn include_loops_are_refused_naming_the_files() {
+    let (d, tree) = tree_of(&[
+        ("jail.conf", "[INCLUDES]\nbefore = a.conf\n[x]\nenabled = true\n"),
+        ("a.conf", "[INCLUDES]\nafter = inc/../b.conf\n"),
+        ("inc/keep", ""),
+        ("b.conf", "[INCLUDES]\nbefore = ./jail.conf\n"),
+    ]);
+    let e = tree.jails().unwrap_err();
+    let root = d.path().display().to_string();
+    assert!(
+        e.message.contains(&format!("{root}/jail.conf -> {root}/a.conf -> {root}/b.conf -> {root}/jail.conf")),
+        "{e}"
+    );
+    assert_eq!(e.section.as_deref(), Some("INCLUDES"));
+    // A file included twice without a loop is fine (diamond).
+    let (_d, tree) = tree_of(&[
+        ("jail.conf", "[INCLUDES]\nbefore = a.conf\n          b.conf\n[x]\nenabled = true\nfilter =\n"),
+        ("a.conf", "[INCLUDES]\nafter = c.conf\n"),
+        ("b.conf", "[INCLUDES]\nafter = c.conf\n"),
+        ("c.conf", "[DEFAULT]\nk = v\n"),
+    ]);
+    assert_eq!(tree.jails().unwrap().len(), 1);
+}
+
+#[test]
+fn errors_name_file_section_and_key() {
+    let base = "[DEFAULT]\nfilter = f\n[j]\nenabled = true\n";
+    let check = |extra: &str, files: &[(&str, &str)], section: &str, key: &str, line: u32, what: &str| {
+        let jail = format!("{base}{extra}");
+        let mut all = vec![("jail.conf", jail.as_str()), ("filter.d/f.conf", "[Definition]\nfailregex = x <HOST>\n")];
+        all.extend_from_slice(files);
+        let (_d, tree) = tree_of(&all);
+        let e = tree.jails().unwrap_err();
+        assert_eq!(e.section.as_deref(), Some(section), "{e}");
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert_eq!(e.line, Some(line), "{e}");
+        assert!(e.file.as_deref().unwrap().ends_with(".conf"), "{e}");
+        assert!(e.to_string().contains(what), "{e}");
+    };
+    check("maxretry = abc\n", &[], "j", "maxretry", 5, "\"abc\" is not an integer");
+    check("backend = inotify\n", &[], "j", "backend", 5, "unknown backend");
+    check("bantime = 10 minutes please\n", &[], "j", "bantime", 5, "invalid time value");
+    check("filter = nope\n", &[], "j", "filter", 5, "no filter \"nope\"");
+    check("action = nope[a=1]\n", &[], "j", "action", 5, "no action \"nope\"");
+    check("action = fw[a=\"x\" junk]\n", &[], "j", "action", 5, "invalid action");
+    check("logpath = %(nolog)s\n", &[], "j", "logpath", 5, "%(nolog)s refers to an option");
+    check("usedns = maybe\n", &[], "j", "usedns", 5, "is not one of yes, warn, no, raw");
+    check("logpath = /x middle\n", &[], "j", "logpath", 5, "head or tail");
+    check(
+        "maxlines = 0\n",
+        &[],
+        "j",
+        "maxlines",
+        5,
+        "maxlines must be greater than zero",
+    );
+    // Errors inside a filter name the filter's file.
+    let (_d, tree) = tree_of(&[
+        ("jail.conf", base),
+        ("filter.d/f.conf", "[Definition]\nfailregex = x <HOST>\nmaxlines = many\n"),
+    ]);
+    let e = tree.jails().unwrap_err();
+    assert!(e.file.as_deref().unwrap().ends_with("filter.d/f.conf"), "{e}");
+    assert_eq!(e.key.as_deref(), Some("maxlines"));
+    // Parse errors name the file and line.
+    let (_d, tree) = tree_of(&[("jail.conf", "[j]\nenabled = true\nthis is not an option\n")]);
+    let e = tree.jails().unwrap_err();
+    assert!(e.to_string().ends_with("jail.conf:3: not a section header, an option or a continuation: \"this is not an option\""), "{e}");
+    // Tags that refer to themselves.
+    let (_d, tree) = tree_of(&[("filter.d/f.conf", "[Definition]\nfailregex = <a>\na = x<b>\nb = <a>\n")]);
+    let e = tree.filter("f").unwrap_err();
+    assert!(e.message.contains("refer to themselves"), "{e}");
+    assert!(e.file.as_deref().unwrap().ends_with("filter.d/f.conf"), "{e}");
+    // A bad fail2ban.conf value.
+    let (_d, tree) = tree_of(&[("fail2ban.conf", "[Definition]\ndbmaxmatches = ten\n")]);
+    let e = tree.server().unwrap_err();
+    assert_eq!((e.section.as_deref(), e.key.as_deref(), e.line), (Some("Definition"), Some("dbmaxmatches"), Some(2)));
+}
+
+#[test]
+fn known_values_of_the_filter_reach_the_jail() {
+    let (_d, tree) = tree_of(&[
+        (
+            "jail.conf",
+            "[j]\nenabled = true\nfilter = f\nfailregex = %(known/failregex)s\n  ^jail <HOST>\n\
+             ignoreregex = %(known/ignoreregex)s ^ign\nmaxlines = %(known/maxlines)s\n",
+        ),
+        (
+            "filter.d/f.conf",
+            "[Definition]\nfailregex = ^filter <HOST> <tag>\nignoreregex = <tag>\nmaxlines = 4\n[Init]\ntag = T\n",
+        ),
+    ]);
+    let j = tree.jail("j").unwrap();
+    let f = j.filter.unwrap();
+    assert_eq!(f.failregex, ["^filter <HOST> T", "^jail <HOST>"]);
+    assert_eq!(f.ignoreregex, ["T ^ign"]);
+    assert_eq!(f.maxlines, 4);
+}
+
+static EMBEDDED: &[(&str, &str)] = &[
+    ("fail2ban.conf", "[Definition]\nsocket = /run/logban.sock\n"),
+    ("jail.conf", "[DEFAULT]\nbanaction = hosts\n[ssh]\nenabled = true\nfilter = s[port=2222]\nlogpath = /nonexistent/auth.log\naction = %(banaction)s\nignorecommand = %(fail2ban_confpath)s/check <ip>\n"),
+    ("jail.d/x.local", "[ssh]\nmaxretry = 2\n"),
+    ("filter.d/s.conf", "[Definition]\nfailregex = ^fail from <HOST> port <port>$\n[Init]\nport = 22\n"),
+    ("action.d/hosts.conf", "[Definition]\nactionban = echo ALL: <ip> >> <file>\n[Init]\nfile = /etc/hosts.deny\n"),
+];
+
+#[test]
+fn embedded_tree_reads_like_a_directory() {
+    let tree = ConfigTree::embedded(EMBEDDED);
+    let j = tree.jails().unwrap();
+    assert_eq!(j.len(), 1);
+    assert_eq!(j[0].maxretry, 2);
+    assert_eq!(j[0].filter.as_ref().unwrap().failregex, ["^fail from <HOST> port 2222$"]);
+    assert_eq!(j[0].ignorecommand.as_deref(), Some("/etc/logban/check <ip>"));
+    assert_eq!(j[0].actions[0].get("actionban"), Some("echo ALL: <ip> >> /etc/hosts.deny"));
+    assert_eq!(tree.server().unwrap().socket, "/run/logban.sock");
+    let other = ConfigTree::embedded(EMBEDDED).with_basedir("/opt/lb/");
+    assert_eq!(other.jail("ssh").unwrap().ignorecommand.as_deref(), Some("/opt/lb/check <ip>"));
+    let lines = dump(&tree).unwrap();
+    assert_eq!(lines.last().unwrap(), "['start', 'ssh']");
+    assert!(lines.contains(&"['set', 'ssh', 'maxretry', 2]".to_string()));
+}
+
+#[test]
+fn missing_tree_and_missing_jail() {
+    assert!(ConfigTree::open("/nonexistent/logban-test").is_err());
+    let (_d, tree) = tree_of(&[("jail.conf", "[a]\nenabled = true\nfilter =\n")]);
+    assert!(tree.jail("b").unwrap_err().message.contains("no jail [b]"));
+    // No fail2ban.conf at all: Fail2ban's defaults.
+    let s = tree.server().unwrap();
+    assert_eq!((s.loglevel.as_str(), s.dbpurgeage, s.dbmaxmatches), ("INFO", 86400.0, None));
 }
