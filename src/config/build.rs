@@ -10,14 +10,14 @@ use super::layered::{Layered, Vars};
 use super::omap::OMap;
 use super::options::{extract_options, py_int, shlex_split, splitwords};
 use super::reader::{
-    config_error_cmd, jail_names, jail_stream, py_str, read_jail, read_options, split_logpath, ActionRead, DefReader,
-    JailOutcome, JailRead, Session, Spec, Ty, FILTER_OPTS,
+    config_error_cmd, jail_names, jail_stream, py_str, read_jail, read_options, split_logpath,
+    ActionRead, DefReader, JailOutcome, JailRead, Session, Spec, Ty, FILTER_OPTS,
 };
 use super::tags::{self, OMapOpt, ESCAPED_TAGS};
 use super::time::parse_time;
 use super::{
-    ActionDef, ActionProperties, BanTimeIncrement, Backend, BackendKind, ConfigError, FilterDef, IgnoreCache,
-    JailDef, LogPath, ServerDef, UseDns,
+    ActionDef, ActionProperties, Backend, BackendKind, BanTimeIncrement, ConfigError, FilterDef,
+    IgnoreCache, JailDef, LogPath, ServerDef, UseDns,
 };
 
 const SERVER_EARLY: [Spec; 5] = [
@@ -135,7 +135,8 @@ fn server_stream(read: &ServerRead) -> Vec<Value> {
     ];
     let mut out = Vec::new();
     if let Some(t) = &read.thread {
-        let dict: serde_json::Map<String, Value> = t.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let dict: serde_json::Map<String, Value> =
+            t.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         out.push(serde_json::json!(["set", "thread", dict]));
     }
     for opt in ORDER {
@@ -148,10 +149,22 @@ fn server_stream(read: &ServerRead) -> Vec<Value> {
 
 fn valid_loglevel(level: &str) -> bool {
     const NAMES: [&str; 13] = [
-        "CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "NOTICE", "INFO", "MSG", "DEBUG", "TRACEDEBUG",
-        "HEAVYDEBUG", "NOTSET", "TRACE",
+        "CRITICAL",
+        "FATAL",
+        "ERROR",
+        "WARN",
+        "WARNING",
+        "NOTICE",
+        "INFO",
+        "MSG",
+        "DEBUG",
+        "TRACEDEBUG",
+        "HEAVYDEBUG",
+        "NOTSET",
+        "TRACE",
     ];
-    (!level.is_empty() && level.chars().all(|c| c.is_ascii_digit())) || NAMES.contains(&level.to_uppercase().as_str())
+    (!level.is_empty() && level.chars().all(|c| c.is_ascii_digit()))
+        || NAMES.contains(&level.to_uppercase().as_str())
 }
 
 pub(crate) fn server(session: &Session) -> Result<ServerDef, ConfigError> {
@@ -159,7 +172,13 @@ pub(crate) fn server(session: &Session) -> Result<ServerDef, ConfigError> {
     if let Some(e) = read.errors.first() {
         return Err(e.clone());
     }
-    let text = |k: &str| read.opts.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |k: &str| {
+        read.opts
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let err = |k: &str, msg: String| {
         ConfigError::new(msg)
             .at(read.cfg.origin("Definition", k))
@@ -170,12 +189,20 @@ pub(crate) fn server(session: &Session) -> Result<ServerDef, ConfigError> {
     if !valid_loglevel(&loglevel) {
         return Err(err("loglevel", format!("invalid log level {loglevel:?}")));
     }
-    let dbpurgeage = parse_time(&text("dbpurgeage")).map_err(|e| err("dbpurgeage", e.message))?;
+    let dbpurgeage =
+        parse_time(&text("dbpurgeage")).map_err(|e| err("dbpurgeage", e.message.clone()))?;
     let dbmaxmatches = match read.opts.get("dbmaxmatches").and_then(Value::as_i64) {
-        Some(n) => Some(u32::try_from(n).map_err(|_| err("dbmaxmatches", format!("{n} is not a count")))?),
+        Some(n) => {
+            Some(u32::try_from(n).map_err(|_| err("dbmaxmatches", format!("{n} is not a count")))?)
+        }
         None => None,
     };
-    let stacksize = match read.thread.as_ref().and_then(|t| t.get("stacksize")).and_then(Value::as_i64) {
+    let stacksize = match read
+        .thread
+        .as_ref()
+        .and_then(|t| t.get("stacksize"))
+        .and_then(Value::as_i64)
+    {
         Some(n) => Some(u64::try_from(n).map_err(|_| {
             ConfigError::new(format!("{n} is not a size"))
                 .at(read.cfg.origin("Thread", "stacksize"))
@@ -259,7 +286,10 @@ fn parse_usedns(v: &str) -> Option<UseDns> {
 }
 
 fn lines(v: &str) -> Vec<String> {
-    v.split('\n').filter(|l| !l.is_empty()).map(str::to_string).collect()
+    v.split('\n')
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The filter as the server ends up with it: the filter's values, the
@@ -304,16 +334,23 @@ fn filter_def(
     let maxlines = match eff.get("maxlines").and_then(Value::as_i64) {
         None => 1,
         Some(n) if n > 0 => n as usize,
-        Some(n) => return Err(err("maxlines", format!("maxlines must be greater than zero, not {n}"))),
+        Some(n) => {
+            return Err(err(
+                "maxlines",
+                format!("maxlines must be greater than zero, not {n}"),
+            ))
+        }
     };
     let usedns = match text("usedns") {
         None => UseDns::default(),
-        Some(v) => parse_usedns(v).ok_or_else(|| err("usedns", format!("{v:?} is not one of yes, warn, no, raw")))?,
+        Some(v) => parse_usedns(v)
+            .ok_or_else(|| err("usedns", format!("{v:?} is not one of yes, warn, no, raw")))?,
     };
     let journalmatch = lines(text("journalmatch").unwrap_or_default());
     let mut journal_groups = Vec::new();
     for line in &journalmatch {
-        let words = shlex_split(line).map_err(|e| err("journalmatch", format!("{e} in {line:?}")))?;
+        let words =
+            shlex_split(line).map_err(|e| err("journalmatch", format!("{e} in {line:?}")))?;
         let mut groups = vec![Vec::new()];
         for w in words {
             if w == "+" {
@@ -326,7 +363,9 @@ fn filter_def(
     }
     Ok(FilterDef {
         name: name.to_string(),
-        prefregex: text("prefregex").filter(|p| !p.is_empty()).map(str::to_string),
+        prefregex: text("prefregex")
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
         failregex: lines(text("failregex").unwrap_or_default()),
         ignoreregex: lines(text("ignoreregex").unwrap_or_default()),
         maxlines,
@@ -358,7 +397,10 @@ fn action_def(session: &Session, action: &ActionRead) -> Result<ActionDef, Confi
         ActionRead::Python { name, file, params } => Ok(ActionDef {
             name: name.clone(),
             file: file.clone(),
-            options: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            options: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             script: Some(format!("{}/action.d/{file}", session.tree.basedir())),
         }),
     }
@@ -389,12 +431,20 @@ fn jail_def(session: &Session, read: &JailRead, cfg: &Layered) -> Result<JailDef
         return Err(e.clone());
     }
     let name = read.name.as_str();
-    let err = |k: &str, msg: String| ConfigError::new(msg).at(cfg.origin(name, k)).section(name).key(k);
+    let err = |k: &str, msg: String| {
+        ConfigError::new(msg)
+            .at(cfg.origin(name, k))
+            .section(name)
+            .key(k)
+    };
     let text = |k: &str| read.opts.get(k).and_then(Value::as_str);
-    let flag = |k: &str, default: bool| read.opts.get(k).and_then(Value::as_bool).unwrap_or(default);
+    let flag =
+        |k: &str, default: bool| read.opts.get(k).and_then(Value::as_bool).unwrap_or(default);
     let set = |k: &str| text(k).filter(|v| !v.is_empty());
     let time = |k: &str| -> Result<Option<f64>, ConfigError> {
-        set(k).map(|v| parse_time(v).map_err(|e| err(k, e.message))).transpose()
+        set(k)
+            .map(|v| parse_time(v).map_err(|e| err(k, e.message.clone())))
+            .transpose()
     };
     let count = |k: &str, default: u32| -> Result<u32, ConfigError> {
         match read.opts.get(k).and_then(Value::as_i64) {
@@ -403,19 +453,29 @@ fn jail_def(session: &Session, read: &JailRead, cfg: &Layered) -> Result<JailDef
         }
     };
 
-    let backend = parse_backend(text("backend").unwrap_or("auto")).map_err(|e| err("backend", e))?;
+    let backend =
+        parse_backend(text("backend").unwrap_or("auto")).map_err(|e| err("backend", e))?;
     let filter = match &read.filter {
         Some((fname, reader)) => Some(filter_def(fname, reader, Some((read, cfg)))?),
         None => None,
     };
     let mut logpath = Vec::new();
     if backend.kind != BackendKind::Systemd {
-        for line in text("logpath").unwrap_or_default().split('\n').filter(|l| !l.is_empty()) {
+        for line in text("logpath")
+            .unwrap_or_default()
+            .split('\n')
+            .filter(|l| !l.is_empty())
+        {
             let (pattern, tail) = split_logpath(line);
             let tail = match tail.to_lowercase().as_str() {
                 "head" => false,
                 "tail" => true,
-                _ => return Err(err("logpath", format!("{line:?}: a path may only be followed by head or tail"))),
+                _ => {
+                    return Err(err(
+                        "logpath",
+                        format!("{line:?}: a path may only be followed by head or tail"),
+                    ))
+                }
             };
             logpath.push(LogPath {
                 pattern: pattern.to_string(),
@@ -430,18 +490,26 @@ fn jail_def(session: &Session, read: &JailRead, cfg: &Layered) -> Result<JailDef
             .map(|m| {
                 py_int(m)
                     .and_then(|n| u64::try_from(n).ok())
-                    .ok_or_else(|| err("bantime.multipliers", format!("{m:?} is not a whole number")))
+                    .ok_or_else(|| {
+                        err(
+                            "bantime.multipliers",
+                            format!("{m:?} is not a whole number"),
+                        )
+                    })
             })
             .collect::<Result<_, _>>()?,
     };
     let factor = match set("bantime.factor") {
         None => 1.0,
-        Some(v) => parse_time(v).map_err(|_| err("bantime.factor", format!("{v:?} is not a number")))?,
+        Some(v) => {
+            parse_time(v).map_err(|_| err("bantime.factor", format!("{v:?} is not a number")))?
+        }
     };
     let ignorecache = match set("ignorecache") {
         None => None,
         Some(v) => {
-            let (_, o) = extract_options(&format!("cache[{v}]")).map_err(|e| err("ignorecache", e))?;
+            let (_, o) =
+                extract_options(&format!("cache[{v}]")).map_err(|e| err("ignorecache", e))?;
             let key = o
                 .get("key")
                 .cloned()
@@ -454,7 +522,7 @@ fn jail_def(session: &Session, read: &JailRead, cfg: &Layered) -> Result<JailDef
             };
             let max_time = match o.get("max-time") {
                 None => 300.0,
-                Some(t) => parse_time(t).map_err(|e| err("ignorecache", e.message))?,
+                Some(t) => parse_time(t).map_err(|e| err("ignorecache", e.message.clone()))?,
             };
             Some(IgnoreCache {
                 key,
@@ -519,7 +587,11 @@ fn spec_parts(spec: &str, what: &str) -> Result<(String, OMap<String>), ConfigEr
     extract_options(spec).map_err(|e| ConfigError::new(format!("invalid {what} {spec:?}: {e}")))
 }
 
-pub(crate) fn standalone_filter(session: &Session, spec: &str, backend: &str) -> Result<FilterDef, ConfigError> {
+pub(crate) fn standalone_filter(
+    session: &Session,
+    spec: &str,
+    backend: &str,
+) -> Result<FilterDef, ConfigError> {
     let (name, params) = spec_parts(spec, "filter")?;
     let Some(mut reader) = session.def_reader(false, &name, "fail2ban-regex-jail", params)? else {
         return Err(ConfigError::new(format!(
@@ -532,13 +604,17 @@ pub(crate) fn standalone_filter(session: &Session, spec: &str, backend: &str) ->
     filter_def(&name, &reader, None)
 }
 
-pub(crate) fn standalone_action(session: &Session, spec: &str, jail: &str) -> Result<ActionDef, ConfigError> {
+pub(crate) fn standalone_action(
+    session: &Session,
+    spec: &str,
+    jail: &str,
+) -> Result<ActionDef, ConfigError> {
     let (name, mut params) = spec_parts(spec, "action")?;
     if name.ends_with(".py") {
-        let actname = params
-            .get("actname")
-            .cloned()
-            .unwrap_or_else(|| name.rsplit_once('.').map_or(name.clone(), |(s, _)| s.to_string()));
+        let actname = params.get("actname").cloned().unwrap_or_else(|| {
+            name.rsplit_once('.')
+                .map_or(name.clone(), |(s, _)| s.to_string())
+        });
         params = params.into_iter().filter(|(k, _)| k != "actname").collect();
         return action_def(
             session,
@@ -568,7 +644,10 @@ fn seconds_text(v: f64) -> String {
     }
 }
 
-pub(crate) fn action_properties(def: &ActionDef, family: Option<&str>) -> Result<ActionProperties, ConfigError> {
+pub(crate) fn action_properties(
+    def: &ActionDef,
+    family: Option<&str>,
+) -> Result<ActionProperties, ConfigError> {
     let mut props = OMapOpt::new();
     props.insert("timeout", Some("60".to_string()));
     for cmd in [
@@ -595,8 +674,13 @@ pub(crate) fn action_properties(def: &ActionDef, family: Option<&str>) -> Result
         }
     }
     let conditional = family.map(|f| format!("family={f}")).unwrap_or_default();
-    tags::resolve(&mut props, &conditional, &|t| ESCAPED_TAGS.contains(&t), &mut |_| Ok(None))
-        .map_err(|e| e.in_file(&def.file))?;
+    tags::resolve(
+        &mut props,
+        &conditional,
+        &|t| ESCAPED_TAGS.contains(&t),
+        &mut |_| Ok(None),
+    )
+    .map_err(|e| e.in_file(&def.file))?;
     Ok(ActionProperties {
         values: props
             .into_iter()
@@ -614,9 +698,14 @@ mod tests {
     fn backends_and_levels() {
         let b = parse_backend("systemd[journalpath=/var/log/journal, journalflags=1]").unwrap();
         assert_eq!(b.kind, BackendKind::Systemd);
-        assert_eq!(b.params[0], ("journalpath".to_string(), "/var/log/journal".to_string()));
+        assert_eq!(
+            b.params[0],
+            ("journalpath".to_string(), "/var/log/journal".to_string())
+        );
         assert_eq!(parse_backend("Polling").unwrap().kind, BackendKind::Polling);
-        assert!(parse_backend("inotify").unwrap_err().contains("unknown backend"));
+        assert!(parse_backend("inotify")
+            .unwrap_err()
+            .contains("unknown backend"));
         assert!(valid_loglevel("debug") && valid_loglevel("10") && !valid_loglevel("loud"));
         assert_eq!(seconds_text(60.0), "60");
         assert_eq!(seconds_text(1.5), "1.5");

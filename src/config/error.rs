@@ -11,10 +11,15 @@ pub(crate) struct Origin {
     pub line: u32,
 }
 
-/// A configuration error. Every field that is known is filled in; `Display`
-/// prints `file:line: [section] key: message`.
+/// A configuration error. Every field that is known is filled in (read them
+/// through `Deref` to [`ErrorDetails`]: `err.file`, `err.key`, ...);
+/// `Display` prints `file:line: [section] key: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub struct ConfigError(Box<ErrorDetails>);
+
+/// What a [`ConfigError`] knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDetails {
     pub file: Option<String>,
     pub line: Option<u32>,
     pub section: Option<String>,
@@ -25,56 +30,63 @@ pub struct ConfigError {
     pub(crate) jail_skip: Option<String>,
 }
 
+impl std::ops::Deref for ConfigError {
+    type Target = ErrorDetails;
+    fn deref(&self) -> &ErrorDetails {
+        &self.0
+    }
+}
+
 impl ConfigError {
     pub(crate) fn new(message: impl Into<String>) -> ConfigError {
-        ConfigError {
+        ConfigError(Box::new(ErrorDetails {
             file: None,
             line: None,
             section: None,
             key: None,
             message: message.into(),
             jail_skip: None,
-        }
+        }))
     }
 
     pub(crate) fn at(mut self, origin: Option<&Origin>) -> ConfigError {
         if let Some(o) = origin {
-            if self.file.is_none() {
-                self.file = Some(o.file.to_string());
-                self.line = (o.line > 0).then_some(o.line);
+            if self.0.file.is_none() {
+                self.0.file = Some(o.file.to_string());
+                self.0.line = (o.line > 0).then_some(o.line);
             }
         }
         self
     }
 
     pub(crate) fn in_file(mut self, file: &str) -> ConfigError {
-        if self.file.is_none() {
-            self.file = Some(file.to_string());
+        if self.0.file.is_none() {
+            self.0.file = Some(file.to_string());
         }
         self
     }
 
     pub(crate) fn line(mut self, line: u32) -> ConfigError {
-        self.line = Some(line);
+        self.0.line = Some(line);
         self
     }
 
     pub(crate) fn section(mut self, section: &str) -> ConfigError {
-        if self.section.is_none() {
-            self.section = Some(section.to_string());
+        if self.0.section.is_none() {
+            self.0.section = Some(section.to_string());
         }
         self
     }
 
     pub(crate) fn key(mut self, key: &str) -> ConfigError {
-        if self.key.is_none() {
-            self.key = Some(key.to_string());
+        if self.0.key.is_none() {
+            self.0.key = Some(key.to_string());
         }
         self
     }
 
     pub(crate) fn jail_skip(mut self, f2b_message: String) -> ConfigError {
-        self.jail_skip = Some(f2b_message);
+        self.0.jail_skip = Some(f2b_message);
         self
     }
 

@@ -105,10 +105,10 @@ fn matches_at(n: &[char], p: &[char]) -> bool {
         '*' => (0..=n.len()).any(|k| matches_at(&n[k..], &p[1..])),
         '?' => !n.is_empty() && matches_at(&n[1..], &p[1..]),
         '[' => match class(p) {
-            Some((set_len, negate, items)) => {
+            Some(class) => {
                 let Some(&c) = n.first() else { return false };
-                let inside = items.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-                inside != negate && matches_at(&n[1..], &p[set_len..])
+                let inside = class.ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+                inside != class.negate && matches_at(&n[1..], &p[class.len..])
             }
             None => n.first() == Some(&'[') && matches_at(&n[1..], &p[1..]),
         },
@@ -116,9 +116,17 @@ fn matches_at(n: &[char], p: &[char]) -> bool {
     }
 }
 
-/// A `[...]` class at the start of `p`: (length in pattern, negated, ranges).
-/// None when there is no closing `]` (then `[` is literal).
-fn class(p: &[char]) -> Option<(usize, bool, Vec<(char, char)>)> {
+/// A `[...]` set of characters.
+struct Class {
+    /// Its length in the pattern.
+    len: usize,
+    negate: bool,
+    ranges: Vec<(char, char)>,
+}
+
+/// The `[...]` class at the start of `p`; None when there is no closing `]`
+/// (then `[` is literal).
+fn class(p: &[char]) -> Option<Class> {
     let mut i = 1;
     let negate = p.get(i) == Some(&'!');
     if negate {
@@ -136,7 +144,11 @@ fn class(p: &[char]) -> Option<(usize, bool, Vec<(char, char)>)> {
             i += 1;
         }
     }
-    (i < p.len()).then_some((i + 1, negate, items))
+    (i < p.len()).then_some(Class {
+        len: i + 1,
+        negate,
+        ranges: items,
+    })
 }
 
 #[cfg(test)]
@@ -160,12 +172,22 @@ mod tests {
     fn expands_in_a_tree() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().to_str().unwrap();
-        for f in ["a/x-error.log", "a/y-error.log", "b/z-error.log", "a/.h-error.log", "a/access.log"] {
+        for f in [
+            "a/x-error.log",
+            "a/y-error.log",
+            "b/z-error.log",
+            "a/.h-error.log",
+            "a/access.log",
+        ] {
             let p = d.path().join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, "").unwrap();
         }
-        std::os::unix::fs::symlink(d.path().join("nowhere"), d.path().join("a/dangling-error.log")).unwrap();
+        std::os::unix::fs::symlink(
+            d.path().join("nowhere"),
+            d.path().join("a/dangling-error.log"),
+        )
+        .unwrap();
         let mut got = expand(&format!("{root}/*/*error.log"));
         got.sort();
         let want: Vec<String> = ["a/x-error.log", "a/y-error.log", "b/z-error.log"]
@@ -173,7 +195,10 @@ mod tests {
             .map(|f| format!("{root}/{f}"))
             .collect();
         assert_eq!(got, want);
-        assert_eq!(expand(&format!("{root}/a/access.log")), [format!("{root}/a/access.log")]);
+        assert_eq!(
+            expand(&format!("{root}/a/access.log")),
+            [format!("{root}/a/access.log")]
+        );
         assert!(expand(&format!("{root}/a/missing.log")).is_empty());
     }
 }

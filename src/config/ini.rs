@@ -166,7 +166,11 @@ pub(crate) fn parse(file: &Arc<str>, text: &str) -> Result<IniFile, ConfigError>
         }
         // A key set twice in one file was refused above, so each pending entry
         // is a distinct (section, key).
-        pending.push((section.clone(), name, vec![py_strip(&value[delim + 1..]).to_string()]));
+        pending.push((
+            section.clone(),
+            name,
+            vec![py_strip(&value[delim + 1..]).to_string()],
+        ));
         current = Some(pending.len() - 1);
     }
     if let Some((line, text)) = bad_lines.first() {
@@ -227,8 +231,17 @@ mod tests {
         assert_eq!(get(&f, "Definition", "failregex"), "one\ntwo\n\n\nthree");
         assert_eq!(get(&f, "Definition", "ignore"), "ok");
         assert_eq!(get(&f, "Init", "x"), "");
-        assert_eq!(f.sections.keys().collect::<Vec<_>>(), ["Definition", "Init"]);
-        let origin = &f.sections.get("Definition").unwrap().get("ignore").unwrap().origin;
+        assert_eq!(
+            f.sections.keys().collect::<Vec<_>>(),
+            ["Definition", "Init"]
+        );
+        let origin = &f
+            .sections
+            .get("Definition")
+            .unwrap()
+            .get("ignore")
+            .unwrap()
+            .origin;
         assert_eq!(origin.line, 12);
     }
 

@@ -36,7 +36,9 @@ pub(crate) fn split_conditional(name: &str) -> Option<(&str, &str)> {
 }
 
 fn is_word_or_dash(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
 /// `sec/opt` as Fail2ban's `get_ex` recognises it: `^([\w\-]+)/([^\s>]+)$`.
@@ -175,7 +177,12 @@ impl Layered {
 
     /// The raw value: `vars`, then the section, then DEFAULT. None when the
     /// section (other than DEFAULT) or the option does not exist.
-    fn raw<'a>(&'a self, section: &str, option: &str, vars: &'a Vars) -> Option<(&'a str, Option<&'a Origin>)> {
+    fn raw<'a>(
+        &'a self,
+        section: &str,
+        option: &str,
+        vars: &'a Vars,
+    ) -> Option<(&'a str, Option<&'a Origin>)> {
         let sect = if section == DEFAULT {
             None
         } else {
@@ -200,13 +207,18 @@ impl Layered {
     }
 
     /// The interpolated value of `option` in `section`.
-    pub fn get(&self, section: &str, option: &str, vars: &Vars) -> Result<Option<String>, ConfigError> {
+    pub fn get(
+        &self,
+        section: &str,
+        option: &str,
+        vars: &Vars,
+    ) -> Result<Option<String>, ConfigError> {
         let option = option.to_lowercase();
         let Some((raw, origin)) = self.raw(section, &option, vars) else {
             return Ok(None);
         };
         let mut out = String::with_capacity(raw.len());
-        self.interpolate(section, &option, raw, vars, None, 1, &mut out)
+        self.interpolate(section, raw, vars, None, 1, &mut out)
             .map_err(|e| e.at(origin).section(section).key(&option))?;
         Ok(Some(out))
     }
@@ -214,7 +226,12 @@ impl Layered {
     /// Like [`Layered::get`], and `sec/opt` names read another section:
     /// `known/opt` the value before the last override (else the current
     /// one), `default/opt` DEFAULT.
-    pub fn get_ex(&self, section: &str, option: &str, vars: &Vars) -> Result<Option<String>, ConfigError> {
+    pub fn get_ex(
+        &self,
+        section: &str,
+        option: &str,
+        vars: &Vars,
+    ) -> Result<Option<String>, ConfigError> {
         if let Some((sec, opt)) = section_option(option) {
             let known = format!("KNOWN/{section}");
             let candidates: &[&str] = match sec.to_lowercase().as_str() {
@@ -231,7 +248,13 @@ impl Layered {
         self.get(section, option, vars)
     }
 
-    fn lookup<'a>(&'a self, scope: &'a Scope, vars: &'a Vars, section: &str, key: &str) -> Option<&'a str> {
+    fn lookup<'a>(
+        &'a self,
+        scope: &'a Scope,
+        vars: &'a Vars,
+        section: &str,
+        key: &str,
+    ) -> Option<&'a str> {
         scope
             .get(key)
             .or_else(|| self.raw(section, key, vars).map(|(v, _)| v))
@@ -282,11 +305,9 @@ impl Layered {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn interpolate(
         &self,
         section: &str,
-        option: &str,
         rest: &str,
         vars: &Vars,
         parent: Option<&Scope>,
@@ -312,7 +333,8 @@ impl Layered {
                 rest = &rest[2..];
             } else if rest.starts_with("%(") {
                 let name_end = rest[2..].find(')').map(|i| i + 2);
-                let Some(end) = name_end.filter(|&e| e > 2 && rest[e + 1..].starts_with('s')) else {
+                let Some(end) = name_end.filter(|&e| e > 2 && rest[e + 1..].starts_with('s'))
+                else {
                     return Err(ConfigError::new(format!(
                         "bad interpolation reference {:?}",
                         short(rest)
@@ -326,7 +348,7 @@ impl Layered {
                     )));
                 };
                 if v.contains('%') {
-                    self.interpolate(section, option, v, vars, Some(&scope), depth + 1, out)?;
+                    self.interpolate(section, v, vars, Some(&scope), depth + 1, out)?;
                 } else {
                     out.push_str(v);
                 }
@@ -390,15 +412,24 @@ mod tests {
              [test]\na = test-a-%(default/a)s\nb = test-b-%(known/b)s\nx = %(test/x)s\ny = %(jail/y)s\n"]);
         assert_eq!(get(&l, "test", "a"), "test-a-def-a");
         assert_eq!(get(&l, "test", "b"), "test-b-def-b,a:`test-a-def-a`");
-        assert_eq!(get(&l, "jail", "b"), "jail-b-test-b-def-b,a:`jail-a-test-a-def-a`");
+        assert_eq!(
+            get(&l, "jail", "b"),
+            "jail-b-test-b-def-b,a:`jail-a-test-a-def-a`"
+        );
         assert_eq!(
             get(&l, "jail", "c"),
             "def-c,b:\"jail-b-test-b-def-b,a:`jail-a-test-a-def-a`\""
         );
-        assert_eq!(get(&l, "jail", "d"), "def-d-b:\"def-b,a:`jail-a-test-a-def-a`\"");
+        assert_eq!(
+            get(&l, "jail", "d"),
+            "def-d-b:\"def-b,a:`jail-a-test-a-def-a`\""
+        );
         assert_eq!(get(&l, DEFAULT, "d"), "def-d-b:\"def-b,a:`def-a`\"");
         let e = l.get("test", "x", &Vars::new()).unwrap_err();
-        assert_eq!((e.section.as_deref(), e.key.as_deref()), (Some("test"), Some("x")));
+        assert_eq!(
+            (e.section.as_deref(), e.key.as_deref()),
+            (Some("test"), Some("x"))
+        );
         assert_eq!((e.file.as_deref(), e.line), (Some("f0.conf"), Some(13)));
         assert!(l.get("jail", "y", &Vars::new()).is_err());
     }
@@ -411,11 +442,15 @@ mod tests {
         ]);
         assert_eq!(get(&l, "Definition", "failregex"), "one\ntwo");
         assert_eq!(
-            l.get_ex("Definition", "known/failregex", &Vars::new()).unwrap().unwrap(),
+            l.get_ex("Definition", "known/failregex", &Vars::new())
+                .unwrap()
+                .unwrap(),
             "one"
         );
         assert_eq!(
-            l.get_ex("Definition", "known/other", &Vars::new()).unwrap().unwrap(),
+            l.get_ex("Definition", "known/other", &Vars::new())
+                .unwrap()
+                .unwrap(),
             "x"
         );
     }
@@ -430,7 +465,8 @@ mod tests {
 
     #[test]
     fn vars_win_and_errors_are_named() {
-        let l = layered(&["[s]\na = %(b)s\nb = sect\nbad = 5%\nloop = %(loop2)s\nloop2 = %(loop)s\n"]);
+        let l =
+            layered(&["[s]\na = %(b)s\nb = sect\nbad = 5%\nloop = %(loop2)s\nloop2 = %(loop)s\n"]);
         let mut vars = Vars::new();
         vars.insert("B", "var".to_string());
         assert_eq!(l.get("s", "a", &vars).unwrap().unwrap(), "var");

@@ -27,7 +27,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, ErrorDetails};
 pub use reader::FAIL2BAN_VERSION;
 pub use time::parse_time;
 
@@ -343,7 +343,9 @@ impl ConfigTree {
         let mut all = build::jails(&reader::Session::new(self), Some(name))?;
         match all.pop() {
             Some((_, r)) => r,
-            None => Err(ConfigError::new(format!("no jail [{name}] in jail.conf/jail.local/jail.d"))),
+            None => Err(ConfigError::new(format!(
+                "no jail [{name}] in jail.conf/jail.local/jail.d"
+            ))),
         }
     }
 

@@ -9,7 +9,9 @@ pub(crate) struct OMap<V> {
 
 impl<V> Default for OMap<V> {
     fn default() -> Self {
-        OMap { entries: Vec::new() }
+        OMap {
+            entries: Vec::new(),
+        }
     }
 }
 

@@ -339,12 +339,17 @@ mod tests {
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn extract_simple_and_quoted() {
-        assert_eq!(opts("mail-whois[name=SSH]"), ("mail-whois".into(), pairs(&[("name", "SSH")])));
+        assert_eq!(
+            opts("mail-whois[name=SSH]"),
+            ("mail-whois".into(), pairs(&[("name", "SSH")]))
+        );
         assert_eq!(opts("mail.who_is"), ("mail.who_is".into(), vec![]));
         assert_eq!(opts("mail[a=',']"), ("mail".into(), pairs(&[("a", ",")])));
         assert_eq!(opts("mail[a=b, ]"), ("mail".into(), pairs(&[("a", "b")])));
@@ -400,28 +405,59 @@ mod tests {
             assert_eq!(split_with_options(&j("a")), ["a", "b"]);
             assert_eq!(split_with_options(&j("a[x=y]")), ["a[x=y]", "b"]);
             assert_eq!(split_with_options(&j("a[x=y][z=z]")), ["a[x=y][z=z]", "b"]);
-            assert_eq!(split_with_options(&j("a[x=\"y][z\"]")), ["a[x=\"y][z\"]", "b"]);
-            assert_eq!(split_with_options(&j("a[x=\"y z\"]")), ["a[x=\"y z\"]", "b"]);
-            assert_eq!(split_with_options(&j("a[x=\"y\tz\"]")), ["a[x=\"y\tz\"]", "b"]);
-            assert_eq!(split_with_options(&j("a[x=\"y\nz\"]")), ["a[x=\"y\nz\"]", "b"]);
+            assert_eq!(
+                split_with_options(&j("a[x=\"y][z\"]")),
+                ["a[x=\"y][z\"]", "b"]
+            );
+            assert_eq!(
+                split_with_options(&j("a[x=\"y z\"]")),
+                ["a[x=\"y z\"]", "b"]
+            );
+            assert_eq!(
+                split_with_options(&j("a[x=\"y\tz\"]")),
+                ["a[x=\"y\tz\"]", "b"]
+            );
+            assert_eq!(
+                split_with_options(&j("a[x=\"y\nz\"]")),
+                ["a[x=\"y\nz\"]", "b"]
+            );
         }
-        let multi = "iptables[name=x, port=\"1,2\", protocol=tcp]\n   sendmail-whois[sender=\"a b\"]";
-        let got: Vec<_> = split_with_options(multi).into_iter().map(str::trim).collect();
-        assert_eq!(got, ["iptables[name=x, port=\"1,2\", protocol=tcp]", "sendmail-whois[sender=\"a b\"]"]);
+        let multi =
+            "iptables[name=x, port=\"1,2\", protocol=tcp]\n   sendmail-whois[sender=\"a b\"]";
+        let got: Vec<_> = split_with_options(multi)
+            .into_iter()
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "iptables[name=x, port=\"1,2\", protocol=tcp]",
+                "sendmail-whois[sender=\"a b\"]"
+            ]
+        );
         // A bad list falls back to whitespace-separated words.
         assert_eq!(split_with_options("a[x=1, y] b"), ["a[x=1,", "y]", "b"]);
         // Space-separated parameters and a shorter value that lets a quoted one follow.
-        assert_eq!(split_with_options("a[x=a y=\"b,c\"] z"), ["a[x=a y=\"b,c\"]", "z"]);
+        assert_eq!(
+            split_with_options("a[x=a y=\"b,c\"] z"),
+            ["a[x=a y=\"b,c\"]", "z"]
+        );
     }
 
     #[test]
     fn words_shlex_ints_bools() {
-        assert_eq!(splitwords(" 127.0.0.1/8 ::1,10.0.0.1\n192.0.2.1 "), ["127.0.0.1/8", "::1", "10.0.0.1", "192.0.2.1"]);
+        assert_eq!(
+            splitwords(" 127.0.0.1/8 ::1,10.0.0.1\n192.0.2.1 "),
+            ["127.0.0.1/8", "::1", "10.0.0.1", "192.0.2.1"]
+        );
         assert_eq!(
             shlex_split("_SYSTEMD_UNIT=sshd.service + _COMM=sshd").unwrap(),
             ["_SYSTEMD_UNIT=sshd.service", "+", "_COMM=sshd"]
         );
-        assert_eq!(shlex_split(r#"a "b c" 'd e' f\ g "h\"i\n""#).unwrap(), ["a", "b c", "d e", "f g", "h\"i\\n"]);
+        assert_eq!(
+            shlex_split(r#"a "b c" 'd e' f\ g "h\"i\n""#).unwrap(),
+            ["a", "b c", "d e", "f g", "h\"i\\n"]
+        );
         assert!(shlex_split("a 'b").is_err());
         assert_eq!(py_int(" 5 "), Some(5));
         assert_eq!(py_int("-1_000"), Some(-1000));

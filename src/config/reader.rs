@@ -15,7 +15,9 @@ use super::files::Files;
 use super::ini::DEFAULT;
 use super::layered::{split_conditional, Layered, Vars};
 use super::omap::OMap;
-use super::options::{as_bool, extract_options, py_int, shlex_split, split_with_options, splitwords};
+use super::options::{
+    as_bool, extract_options, py_int, shlex_split, split_with_options, splitwords,
+};
 use super::tags::{self, OMapOpt, ESCAPED_TAGS};
 use super::{glob, ConfigTree};
 use crate::util::py_str_repr;
@@ -208,7 +210,11 @@ pub(crate) struct Read {
     pub errors: Vec<ConfigError>,
 }
 
-pub(crate) fn read_options(cfg: &Layered, section: &str, specs: &[Spec]) -> Result<Read, ConfigError> {
+pub(crate) fn read_options(
+    cfg: &Layered,
+    section: &str,
+    specs: &[Spec],
+) -> Result<Read, ConfigError> {
     let mut out = Read {
         typed: OMap::new(),
         errors: Vec::new(),
@@ -347,7 +353,10 @@ impl DefReader {
 
     /// The first file of this filter or action, to name in errors.
     pub fn main_file(&self) -> &str {
-        self.cfg.files.first().map_or(self.file.as_str(), String::as_str)
+        self.cfg
+            .files
+            .first()
+            .map_or(self.file.as_str(), String::as_str)
     }
 
     pub fn actname(&self) -> String {
@@ -462,12 +471,9 @@ impl DefReader {
                 skip.insert(base.to_string());
             }
         }
-        tags::resolve(
-            &mut combined,
-            "",
-            &|t| skip.contains(t),
-            &mut |t| self.comb_option(t),
-        )
+        tags::resolve(&mut combined, "", &|t| skip.contains(t), &mut |t| {
+            self.comb_option(t)
+        })
         .map_err(|e| e.in_file(self.main_file()))?;
         Ok(combined)
     }
@@ -512,7 +518,7 @@ impl DefReader {
 
     /// The action's option list as the stream sends it: commands and flags
     /// (resolved), then parameters and `[Init]` values (as written).
-    pub fn action_options(&self) -> Result<(Vec<(String, Value)>, Vec<ConfigError>), ConfigError> {
+    pub fn action_options(&self) -> Result<(OptionList, Vec<ConfigError>), ConfigError> {
         let mut ignore: Vec<&str> = ESCAPED_TAGS.to_vec();
         ignore.extend(["timeout", "bantime"]);
         let combined = self.combined(&ignore)?;
@@ -557,7 +563,10 @@ pub(crate) fn fill_filter_stream<'a>(
             }
             "usedns" | "maxlines" | "prefregex" => {
                 let at = if opt == "usedns" { 0 } else { front };
-                stream.insert(at.min(stream.len()), serde_json::json!(["set", jail, opt, value]));
+                stream.insert(
+                    at.min(stream.len()),
+                    serde_json::json!(["set", jail, opt, value]),
+                );
                 front += 1;
             }
             "journalmatch" => {
@@ -585,6 +594,9 @@ pub(crate) fn fill_filter_stream<'a>(
     Ok(())
 }
 
+/// Options in order with their typed values.
+pub(crate) type OptionList = Vec<(String, Value)>;
+
 /// An action of a jail as read.
 pub(crate) enum ActionRead {
     Command(DefReader),
@@ -610,7 +622,7 @@ pub(crate) enum JailOutcome {
     Disabled,
     /// Fail2ban skips this jail (and says so in a `config-error` command).
     Broken(ConfigError),
-    Read(JailRead),
+    Read(Box<JailRead>),
 }
 
 fn skip(cfg: &Layered, jail: &str, key: &str, f2b: String, message: String) -> JailOutcome {
@@ -739,13 +751,13 @@ pub(crate) fn read_jail(
     }
     let mut errors = first.errors;
     errors.extend(all.errors);
-    Ok(JailOutcome::Read(JailRead {
+    Ok(JailOutcome::Read(Box::new(JailRead {
         name: name.to_string(),
         opts: all.typed,
         errors,
         filter,
         actions,
-    }))
+    })))
 }
 
 /// The names of the jails of a jail configuration, in order.
@@ -834,7 +846,11 @@ pub(crate) fn jail_stream(tree: &ConfigTree, jail: &JailRead) -> Result<Vec<Valu
             }
             "backend" => backend = value.clone(),
             "ignoreip" => {
-                let mut cmd = vec![Value::from("set"), Value::from(name), Value::from("addignoreip")];
+                let mut cmd = vec![
+                    Value::from("set"),
+                    Value::from(name),
+                    Value::from("addignoreip"),
+                ];
                 cmd.extend(
                     splitwords(value.as_str().unwrap_or_default())
                         .into_iter()
@@ -842,7 +858,9 @@ pub(crate) fn jail_stream(tree: &ConfigTree, jail: &JailRead) -> Result<Vec<Valu
                 );
                 stream.push(Value::Array(cmd));
             }
-            o if !JAIL_NOT_SET.contains(&o) => stream.push(serde_json::json!(["set", name, opt, value])),
+            o if !JAIL_NOT_SET.contains(&o) => {
+                stream.push(serde_json::json!(["set", name, opt, value]))
+            }
             _ => {}
         }
     }
@@ -863,7 +881,13 @@ pub(crate) fn jail_stream(tree: &ConfigTree, jail: &JailRead) -> Result<Vec<Valu
                         let (k, v) = &multi[0];
                         stream.push(serde_json::json!(["set", name, "action", actname, k, v]));
                     }
-                    _ => stream.push(serde_json::json!(["multi-set", name, "action", actname, pairs])),
+                    _ => stream.push(serde_json::json!([
+                        "multi-set",
+                        name,
+                        "action",
+                        actname,
+                        pairs
+                    ])),
                 }
             }
             ActionRead::Python {

@@ -75,22 +75,52 @@ pub fn builtin(tag: &str) -> Option<Cow<'static, str>> {
     }
 }
 
+/// This host's name, fully qualified (through the resolver's canonical
+/// name) or short; looked up once.
 fn hostname(fqdn: bool) -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // when the name fits, and we stop at the first NUL in any case.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = if rc == 0 {
-        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..len]).into_owned()
-    } else {
-        "localhost".to_string()
-    };
+    static NAMES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (fq, short) = NAMES.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; we stop at the first NUL.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+        let name = if rc == 0 {
+            let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            String::from_utf8_lossy(&buf[..len]).into_owned()
+        } else {
+            "localhost".to_string()
+        };
+        let fq = canonical_name(&name).unwrap_or_else(|| name.clone());
+        let short = name.split('.').next().unwrap_or_default().to_string();
+        (fq, short)
+    });
     if fqdn {
-        name
+        fq.clone()
     } else {
-        name.split('.').next().unwrap_or_default().to_string()
+        short.clone()
     }
+}
+
+fn canonical_name(host: &str) -> Option<String> {
+    let c_host = std::ffi::CString::new(host).ok()?;
+    // SAFETY: zeroed addrinfo is a valid "no hints" value; we set the flag.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C string and hints; `res` is freed below on success.
+    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if rc != 0 || res.is_null() {
+        return None;
+    }
+    // SAFETY: getaddrinfo succeeded, `res` points to a list whose first
+    // entry carries the canonical name (or NULL).
+    let name = unsafe {
+        let p = (*res).ai_canonname;
+        let name =
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned());
+        libc::freeaddrinfo(res);
+        name
+    };
+    name.filter(|n| !n.is_empty())
 }
 
 /// Replaces, recursively, the tags of every option by the values of the
@@ -137,7 +167,10 @@ pub(crate) fn resolve(
                 }
                 let mut repl = None;
                 if !conditional.is_empty() {
-                    repl = options.get(&format!("{rtag}?{conditional}")).cloned().flatten();
+                    repl = options
+                        .get(&format!("{rtag}?{conditional}"))
+                        .cloned()
+                        .flatten();
                 }
                 if repl.is_none() {
                     repl = options.get(&rtag).cloned().flatten();
@@ -293,7 +326,11 @@ mod tests {
         let e = resolved(&[("a", "<b>"), ("b", "<a>")], "").unwrap_err();
         assert!(e.message.contains("themselves"), "{e}");
         // Each replacement adds another reference: stops at 25 replacements.
-        assert!(resolved(&[("a", "<b>"), ("b", "<c><c>"), ("c", "<d>"), ("d", "<c>")], "").is_err());
+        assert!(resolved(
+            &[("a", "<b>"), ("b", "<c><c>"), ("c", "<d>"), ("d", "<c>")],
+            ""
+        )
+        .is_err());
     }
 
     #[test]
@@ -312,15 +349,19 @@ mod tests {
 
     #[test]
     fn ignored_and_extra() {
-        let mut m = map(&[("actionban", "<matches> <x> <known/chain>"), ("matches", "<x>"), ("x", "1")]);
-        resolve(
-            &mut m,
-            "",
-            &|t| ESCAPED_TAGS.contains(&t),
-            &mut |t| Ok((t == "known/chain").then(|| "INPUT".to_string())),
-        )
+        let mut m = map(&[
+            ("actionban", "<matches> <x> <known/chain>"),
+            ("matches", "<x>"),
+            ("x", "1"),
+        ]);
+        resolve(&mut m, "", &|t| ESCAPED_TAGS.contains(&t), &mut |t| {
+            Ok((t == "known/chain").then(|| "INPUT".to_string()))
+        })
         .unwrap();
-        assert_eq!(m.get("actionban").unwrap().as_deref(), Some("<matches> 1 INPUT"));
+        assert_eq!(
+            m.get("actionban").unwrap().as_deref(),
+            Some("<matches> 1 INPUT")
+        );
         assert_eq!(m.get("matches").unwrap().as_deref(), Some("<x>"));
     }
 
@@ -332,7 +373,10 @@ mod tests {
             "self" => Some(Cow::Borrowed("<self>x")),
             _ => None,
         };
-        assert_eq!(substitute("<a>|<br>|<sp>|<nope>", lookup).unwrap(), "B|\n| |<nope>");
+        assert_eq!(
+            substitute("<a>|<br>|<sp>|<nope>", lookup).unwrap(),
+            "B|\n| |<nope>"
+        );
         assert_eq!(substitute_once("<a>", lookup), "<b>");
         assert!(substitute("<self>", lookup).is_err());
         assert!(!substitute("<sh-hostname>", lookup).unwrap().contains('.'));

@@ -128,9 +128,17 @@ fn client_dump(dir: &Path) -> Vec<String> {
     assert!(
         out.status.success(),
         "fail2ban-client -d failed: {}",
-        String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.contains("WARNING")).collect::<Vec<_>>().join("\n")
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| !l.contains("WARNING"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn assert_dump_matches(dir: &Path) -> Vec<String> {
@@ -139,8 +147,17 @@ fn assert_dump_matches(dir: &Path) -> Vec<String> {
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert_eq!(a, b, "line {} differs", i + 1);
     }
-    assert_eq!(ours.len(), theirs.len(), "ours: {:#?}\ntheirs: {:#?}", ours, theirs);
-    assert!(theirs.iter().any(|l| l.starts_with("['start'")), "no jail started");
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "ours: {:#?}\ntheirs: {:#?}",
+        ours,
+        theirs
+    );
+    assert!(
+        theirs.iter().any(|l| l.starts_with("['start'")),
+        "no jail started"
+    );
     ours
 }
 
@@ -168,11 +185,19 @@ fn filter_modes(name: &str) -> Vec<String> {
     }
     let mut modes = Vec::new();
     for line in text.lines() {
-        let Some((key, _)) = line.split_once('=') else { continue };
+        let Some((key, _)) = line.split_once('=') else {
+            continue;
+        };
         let key = key.trim();
         for p in &prefixes {
-            if let Some(m) = key.strip_prefix(p.as_str()).and_then(|r| r.strip_prefix('-')) {
-                if !m.is_empty() && m.chars().all(|c| c.is_alphanumeric() || c == '_') && !modes.contains(&m.to_string()) {
+            if let Some(m) = key
+                .strip_prefix(p.as_str())
+                .and_then(|r| r.strip_prefix('-'))
+            {
+                if !m.is_empty()
+                    && m.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    && !modes.contains(&m.to_string())
+                {
                     modes.push(m.to_string());
                 }
             }
@@ -190,7 +215,10 @@ fn every_stock_filter_loads_in_each_mode() {
             // Only included by others: its failregex uses %(_type)s, which
             // the including filter sets. Fail2ban refuses it alone too.
             let e = tree.filter(&name).unwrap_err();
-            assert_eq!((e.section.as_deref(), e.key.as_deref()), (Some("Definition"), Some("failregex")));
+            assert_eq!(
+                (e.section.as_deref(), e.key.as_deref()),
+                (Some("Definition"), Some("failregex"))
+            );
             assert!(e.message.contains("%(_type)s"), "{e}");
             continue;
         }
@@ -202,20 +230,34 @@ fn every_stock_filter_loads_in_each_mode() {
         with_modes += usize::from(!modes.is_empty());
         for mode in modes {
             let spec = format!("{name}[mode={mode}]");
-            let f = tree.filter(&spec).unwrap_or_else(|e| panic!("filter {spec}: {e}"));
+            let f = tree
+                .filter(&spec)
+                .unwrap_or_else(|e| panic!("filter {spec}: {e}"));
             assert_eq!(f.name, name);
             for re in &f.failregex {
-                assert!(!re.contains("<mdre-") && !re.contains("<mode>"), "{spec}: unresolved {re}");
+                assert!(
+                    !re.contains("<mdre-") && !re.contains("<mode>"),
+                    "{spec}: unresolved {re}"
+                );
             }
         }
     }
-    assert!(with_modes >= 8, "only {with_modes} filters with modes found");
+    assert!(
+        with_modes >= 8,
+        "only {with_modes} filters with modes found"
+    );
     let sshd = tree.filter("sshd[mode=aggressive]").unwrap();
     let normal = tree.filter("sshd").unwrap();
     assert!(sshd.failregex.len() > normal.failregex.len());
     assert_eq!(normal.maxlines, 1);
     assert_eq!(normal.datepattern.as_deref(), Some("{^LN-BEG}"));
-    assert_eq!(normal.journal_groups, [vec!["_SYSTEMD_UNIT=sshd.service".to_string()], vec!["_COMM=sshd".to_string()]]);
+    assert_eq!(
+        normal.journal_groups,
+        [
+            vec!["_SYSTEMD_UNIT=sshd.service".to_string()],
+            vec!["_COMM=sshd".to_string()]
+        ]
+    );
     assert!(normal.prefregex.as_deref().unwrap().contains("<F-CONTENT>"));
 }
 
@@ -223,16 +265,27 @@ fn every_stock_filter_loads_in_each_mode() {
 fn every_stock_action_loads() {
     let tree = ConfigTree::open(stock()).unwrap();
     for name in names_in("action.d") {
-        let a = tree.action(&name, "test").unwrap_or_else(|e| panic!("action {name}: {e}"));
-        assert_eq!((a.name.as_str(), a.file.as_str()), (name.as_str(), name.as_str()));
+        let a = tree
+            .action(&name, "test")
+            .unwrap_or_else(|e| panic!("action {name}: {e}"));
+        assert_eq!(
+            (a.name.as_str(), a.file.as_str()),
+            (name.as_str(), name.as_str())
+        );
         for family in [None, Some("inet4"), Some("inet6")] {
-            let props = a.properties(family).unwrap_or_else(|e| panic!("action {name}: {e}"));
+            let props = a
+                .properties(family)
+                .unwrap_or_else(|e| panic!("action {name}: {e}"));
             for cmd in ["actionstart", "actionban", "actionunban", "actionstop"] {
-                props.command(cmd).unwrap_or_else(|e| panic!("action {name} {cmd}: {e}"));
+                props
+                    .command(cmd)
+                    .unwrap_or_else(|e| panic!("action {name} {cmd}: {e}"));
             }
         }
     }
-    let py = tree.action("smtp.py[host=mx, actname=mailer]", "test").unwrap();
+    let py = tree
+        .action("smtp.py[host=mx, actname=mailer]", "test")
+        .unwrap();
     assert_eq!(py.name, "mailer");
     assert_eq!(py.script.as_deref(), Some("/etc/fail2ban/action.d/smtp.py"));
     assert_eq!(py.get("host"), Some("mx"));
@@ -241,20 +294,40 @@ fn every_stock_action_loads() {
 #[test]
 fn nftables_action_per_family() {
     let tree = ConfigTree::open(stock()).unwrap();
-    let a = tree.action("nftables-multiport[port=\"smtp,465\", blocktype=drop]", "postfix").unwrap();
+    let a = tree
+        .action(
+            "nftables-multiport[port=\"smtp,465\", blocktype=drop]",
+            "postfix",
+        )
+        .unwrap();
     assert!(a.has_family_sections());
     assert_eq!(a.get("addr_set?family=inet6"), Some("addr6-set-<name>"));
     let v4 = a.properties(Some("inet4")).unwrap();
     let v6 = a.properties(Some("inet6")).unwrap();
     let ban4 = v4.command("actionban").unwrap();
     let ban6 = v6.command("actionban").unwrap();
-    assert_eq!(ban4, r"nft add element inet f2b-table addr-set-postfix \{ <ip> \}");
-    assert_eq!(ban6, r"nft add element inet f2b-table addr6-set-postfix \{ <ip> \}");
+    assert_eq!(
+        ban4,
+        r"nft add element inet f2b-table addr-set-postfix \{ <ip> \}"
+    );
+    assert_eq!(
+        ban6,
+        r"nft add element inet f2b-table addr6-set-postfix \{ <ip> \}"
+    );
     let start6 = v6.command("actionstart").unwrap();
-    assert!(start6.contains("ip6 saddr @addr6-set-postfix drop"), "{start6}");
-    assert!(start6.contains(r"dport \{ $(echo 'smtp,465' | sed s/:/-/g) \}"), "{start6}");
+    assert!(
+        start6.contains("ip6 saddr @addr6-set-postfix drop"),
+        "{start6}"
+    );
+    assert!(
+        start6.contains(r"dport \{ $(echo 'smtp,465' | sed s/:/-/g) \}"),
+        "{start6}"
+    );
     let ban = tags::substitute_once(&ban6, |t| (t == "ip").then(|| "2001:db8::1".into()));
-    assert_eq!(ban, r"nft add element inet f2b-table addr6-set-postfix \{ 2001:db8::1 \}");
+    assert_eq!(
+        ban,
+        r"nft add element inet f2b-table addr6-set-postfix \{ 2001:db8::1 \}"
+    );
     assert_eq!(v6.get("timeout"), Some("60"));
 }
 
@@ -279,7 +352,8 @@ fn dump_matches_client_for_every_filter_mode_and_action() {
     }
     t.write("jail.local", &local);
     let lines = assert_dump_matches(&t.etc());
-    assert!(lines.iter().any(|l| l.starts_with("['multi-set', 'a-nftables-multiport', 'action', 'nftables-multiport-web',")));
+    assert!(lines.iter().any(|l| l
+        .starts_with("['multi-set', 'a-nftables-multiport', 'action', 'nftables-multiport-web',")));
 }
 
 #[test]
@@ -317,7 +391,10 @@ fn dump_matches_client_stock_with_jail_local() {
              logpath = /nonexistent\nmaxretry = 3\n"
         ),
     );
-    t.write("fail2ban.local", "[Definition]\nloglevel = DEBUG\ndbpurgeage = 2d\n\n[Thread]\nstacksize = 64\n");
+    t.write(
+        "fail2ban.local",
+        "[Definition]\nloglevel = DEBUG\ndbpurgeage = 2d\n\n[Thread]\nstacksize = 64\n",
+    );
     let lines = assert_dump_matches(&t.etc());
     assert!(lines.contains(&"['set', 'thread', {'stacksize': 64}]".to_string()));
 
@@ -326,18 +403,37 @@ fn dump_matches_client_stock_with_jail_local() {
     assert_eq!(
         names,
         [
-            "sshd", "selinux-ssh", "apache-auth", "nginx-http-auth", "php-url-fopen", "monit", "postfix", "dovecot",
-            "sieve", "postfix-sasl", "recidive", "sshd-journal"
+            "sshd",
+            "selinux-ssh",
+            "apache-auth",
+            "nginx-http-auth",
+            "php-url-fopen",
+            "monit",
+            "postfix",
+            "dovecot",
+            "sieve",
+            "postfix-sasl",
+            "recidive",
+            "sshd-journal"
         ]
     );
     let sshd = &jails[0];
-    assert_eq!((sshd.maxretry, sshd.maxmatches, sshd.findtime, sshd.bantime), (5, 5, 600.0, 600.0));
+    assert_eq!(
+        (sshd.maxretry, sshd.maxmatches, sshd.findtime, sshd.bantime),
+        (5, 5, 600.0, 600.0)
+    );
     assert_eq!(sshd.ignoreip, ["127.0.0.1/8", "::1", "192.0.2.0/24"]);
     assert!(sshd.bantime_increment.enabled);
     assert_eq!(sshd.bantime_increment.factor, 2.0);
     assert_eq!(sshd.bantime_increment.maxtime, Some(5.0 * 604800.0));
     assert_eq!(sshd.backend.kind, BackendKind::Auto);
-    assert_eq!(sshd.logpath, [LogPath { pattern: format!("{logs}/auth.log"), tail: false }]);
+    assert_eq!(
+        sshd.logpath,
+        [LogPath {
+            pattern: format!("{logs}/auth.log"),
+            tail: false
+        }]
+    );
     assert_eq!(sshd.filter.as_ref().unwrap().usedns, UseDns::Warn);
     assert_eq!(sshd.actions[0].name, "iptables-multiport");
     let monit = jails.iter().find(|j| j.name == "monit").unwrap();
@@ -345,15 +441,37 @@ fn dump_matches_client_stock_with_jail_local() {
     assert_eq!(monit.logpath[0].expand(), [format!("{logs}/monit.log")]);
     let journal = jails.iter().find(|j| j.name == "sshd-journal").unwrap();
     assert_eq!(journal.backend.kind, BackendKind::Systemd);
-    assert_eq!(journal.backend.params, [("journalflags".to_string(), "1".to_string())]);
+    assert_eq!(
+        journal.backend.params,
+        [("journalflags".to_string(), "1".to_string())]
+    );
     assert!(journal.logpath.is_empty());
     let pf = jails.iter().find(|j| j.name == "postfix-sasl").unwrap();
     assert_eq!(pf.actions.len(), 2);
     assert_eq!(pf.actions[1].file, "sendmail-whois-lines");
-    let ic = jails.iter().find(|j| j.name == "selinux-ssh").unwrap().ignorecache.clone();
-    assert_eq!(ic, Some(IgnoreCache { key: "<ip>".into(), max_count: 100, max_time: 300.0 }));
+    let ic = jails
+        .iter()
+        .find(|j| j.name == "selinux-ssh")
+        .unwrap()
+        .ignorecache
+        .clone();
+    assert_eq!(
+        ic,
+        Some(IgnoreCache {
+            key: "<ip>".into(),
+            max_count: 100,
+            max_time: 300.0
+        })
+    );
     let server = t.tree().server().unwrap();
-    assert_eq!((server.loglevel.as_str(), server.dbpurgeage, server.stacksize), ("DEBUG", 172800.0, Some(64)));
+    assert_eq!(
+        (
+            server.loglevel.as_str(),
+            server.dbpurgeage,
+            server.stacksize
+        ),
+        ("DEBUG", 172800.0, Some(64))
+    );
     assert_eq!(server.dbmaxmatches, Some(10));
     assert_eq!(server.socket, "/var/run/fail2ban/fail2ban.sock");
 }
@@ -369,10 +487,19 @@ const MAILSERVER_JAIL: &str = "[DEFAULT]\nbantime = 1w\nfindtime = 1w\nmaxretry 
 fn dump_matches_client_mailserver_layout() {
     for banaction in ["nftables-multiport", "nftables-allports"] {
         let t = StockCopy::new();
-        t.write("jail.local", &MAILSERVER_JAIL.replace("nftables-allports", banaction));
+        t.write(
+            "jail.local",
+            &MAILSERVER_JAIL.replace("nftables-allports", banaction),
+        );
         t.write("filter.d/custom.conf", "[Definition]\n");
-        t.write("action.d/nftables-common.local", "[Init]\nblocktype = drop\n");
-        t.write("jail.d/user-jail.local", "[DEFAULT]\nbantime = 1234\nfindtime = 321\nmaxretry = 2\n");
+        t.write(
+            "action.d/nftables-common.local",
+            "[Init]\nblocktype = drop\n",
+        );
+        t.write(
+            "jail.d/user-jail.local",
+            "[DEFAULT]\nbantime = 1234\nfindtime = 321\nmaxretry = 2\n",
+        );
         t.write("fail2ban.local", "[Definition]\nloglevel = DEBUG\n");
         let lines = assert_dump_matches(&t.etc());
         assert!(lines.contains(&"['start', 'custom']".to_string()));
@@ -381,7 +508,10 @@ fn dump_matches_client_mailserver_layout() {
         let names: Vec<&str> = jails.iter().map(|j| j.name.as_str()).collect();
         assert_eq!(names, ["sshd", "postfix", "dovecot", "custom"]);
         let custom = &jails[3];
-        assert_eq!((custom.maxretry, custom.findtime, custom.bantime), (2, 321.0, 15552000.0));
+        assert_eq!(
+            (custom.maxretry, custom.findtime, custom.bantime),
+            (2, 321.0, 15552000.0)
+        );
         assert!(custom.logpath.is_empty());
         assert!(custom.filter.as_ref().unwrap().failregex.is_empty());
         let dovecot = &jails[2];
@@ -389,10 +519,17 @@ fn dump_matches_client_mailserver_layout() {
         let action = &dovecot.actions[0];
         assert_eq!(action.file, banaction);
         assert_eq!(action.get("blocktype"), Some("drop"));
-        let start = action.properties(Some("inet4")).unwrap().command("actionstart").unwrap();
+        let start = action
+            .properties(Some("inet4"))
+            .unwrap()
+            .command("actionstart")
+            .unwrap();
         assert!(start.contains("ip saddr @addr-set-dovecot drop"), "{start}");
         if banaction == "nftables-multiport" {
-            assert!(start.contains("'pop3,pop3s,imap,imaps,submission,465,sieve'"), "{start}");
+            assert!(
+                start.contains("'pop3,pop3s,imap,imaps,submission,465,sieve'"),
+                "{start}"
+            );
         }
         assert_eq!(jails[1].filter.as_ref().unwrap().name, "postfix");
         assert_eq!(t.tree().server().unwrap().loglevel, "DEBUG");
@@ -417,36 +554,62 @@ fn dump_matches_client_local_overrides() {
          [badaction]\nenabled = true\nfilter = sshd\naction = iptables[port=22, x]\n",
     );
     t.write("jail.d/05-first.conf", "[sshd]\nbantime = 1h\n");
-    t.write("jail.d/20-later.local", "[sshd]\nbantime = %(known/bantime)s\nfindtime = 20m\n");
+    t.write(
+        "jail.d/20-later.local",
+        "[sshd]\nbantime = %(known/bantime)s\nfindtime = 20m\n",
+    );
     t.write(
         "filter.d/sshd.local",
         "[Definition]\nfailregex = %(known/failregex)s\n            ^Local failure from <HOST>$\n",
     );
-    t.write("filter.d/dovecot.d/extra.conf", "[Definition]\nmode = aggressive\ndatepattern = {^LN-BEG}%%ExY\n");
+    t.write(
+        "filter.d/dovecot.d/extra.conf",
+        "[Definition]\nmode = aggressive\ndatepattern = {^LN-BEG}%%ExY\n",
+    );
     t.write("action.d/iptables.local", "[Init]\nblocktype = DROP\n");
     t.write(
         "jail.local",
         &format!("[DEFAULT]\nbanaction = iptables-multiport\n[recidive]\nenabled = true\nlogpath = {logs}/fail2ban.log\n"),
     );
     let lines = assert_dump_matches(&t.etc());
-    assert!(lines.iter().any(|l| l.starts_with("['config-error', \"Jail 'nofilter' skipped")));
-    assert!(lines.iter().any(|l| l.starts_with("['config-error', \"Jail 'badaction' skipped")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("['config-error', \"Jail 'nofilter' skipped")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("['config-error', \"Jail 'badaction' skipped")));
 
     let tree = t.tree();
     let results = tree.jail_results().unwrap();
-    let broken: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).map(|(n, _)| n.as_str()).collect();
+    let broken: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(n, _)| n.as_str())
+        .collect();
     assert_eq!(broken, ["nofilter", "badaction"]);
     let e = tree.jails().unwrap_err();
     assert!(e.skips_jail());
-    assert_eq!((e.section.as_deref(), e.key.as_deref()), (Some("nofilter"), Some("filter")));
-    assert!(e.file.as_deref().unwrap().ends_with("jail.d/10-site.local"), "{e}");
+    assert_eq!(
+        (e.section.as_deref(), e.key.as_deref()),
+        (Some("nofilter"), Some("filter"))
+    );
+    assert!(
+        e.file.as_deref().unwrap().ends_with("jail.d/10-site.local"),
+        "{e}"
+    );
     assert_eq!(e.line, Some(24));
 
     let sshd = tree.jail("sshd").unwrap();
     let f = sshd.filter.as_ref().unwrap();
     assert!(f.failregex.iter().any(|r| r.starts_with("^Local failure")));
-    assert_eq!(f.failregex.last().unwrap(), "^Extra failure for .* from <HOST>$");
-    assert_eq!((sshd.maxretry, sshd.bantime, sshd.findtime), (3, 3600.0, 1200.0));
+    assert_eq!(
+        f.failregex.last().unwrap(),
+        "^Extra failure for .* from <HOST>$"
+    );
+    assert_eq!(
+        (sshd.maxretry, sshd.bantime, sshd.findtime),
+        (3, 3600.0, 1200.0)
+    );
     assert_eq!(sshd.actions.len(), 2);
     assert_eq!(sshd.actions[1].get("dest"), Some("admin@example.org"));
     assert_eq!(sshd.actions[0].get("blocktype"), Some("DROP"));
@@ -458,7 +621,10 @@ fn dump_matches_client_local_overrides() {
     assert_eq!(f.options.get("mode").map(String::as_str), Some("normal"));
     assert_eq!(f.datepattern.as_deref(), Some("{^LN-BEG}%ExY"));
     let mailer = tree.jail("mailer").unwrap();
-    assert_eq!(mailer.actions[0].script.as_deref(), Some(format!("{}/action.d/smtp.py", t.etc().display()).as_str()));
+    assert_eq!(
+        mailer.actions[0].script.as_deref(),
+        Some(format!("{}/action.d/smtp.py", t.etc().display()).as_str())
+    );
     assert_eq!(mailer.actions[1].name, "iptables-multiport");
     assert_eq!(mailer.actions[1].get("name"), Some("mailer"));
 }
@@ -513,7 +679,8 @@ fn dump_matches_client_on_a_hand_written_tree() {
             "action.d/fw.conf".into(),
             "[Definition]\nactionstart = fw create <chain> <set>\nactionban = fw add <set> <ip> <blocktype>\n\
              actionunban = fw del <set> <ip>\nnorestored = yes\n\n[Init]\nchain = INPUT\nset = set-<name>\n\
-             blocktype = REJECT\ntext = none\n\n[Init?family=inet6]\nset = set6-<name>\n"
+             blocktype = REJECT\ntext = none\n\n[Init?family=inet6]\nset = set6-<name>\n\n\
+             [Definition?family=inet6]\nactionunban = fw6 del <set> <ip>\n"
                 .into(),
         ),
         ("action.d/fw.local".into(), "[Init]\nchain = %(known/chain)s-local\n".into()),
@@ -522,14 +689,23 @@ fn dump_matches_client_on_a_hand_written_tree() {
         write(dir.path(), rel, text);
     }
     let lines = assert_dump_matches(dir.path());
-    assert!(lines.contains(&"['set', 'loglevel', 'NOTICE']".to_string()), "{lines:#?}");
+    assert!(
+        lines.contains(&"['set', 'loglevel', 'NOTICE']".to_string()),
+        "{lines:#?}"
+    );
 
     let tree = ConfigTree::open(dir.path()).unwrap();
     let jails = tree.jails().unwrap();
     assert_eq!(jails.len(), 2);
     let one = &jails[0];
-    assert_eq!((one.maxretry, one.findtime, one.bantime), (3, 5400.0, 86400.0));
-    assert_eq!(one.ignoreip, ["192.0.2.1", "198.51.100.0/24", "203.0.113.5"]);
+    assert_eq!(
+        (one.maxretry, one.findtime, one.bantime),
+        (3, 5400.0, 86400.0)
+    );
+    assert_eq!(
+        one.ignoreip,
+        ["192.0.2.1", "198.51.100.0/24", "203.0.113.5"]
+    );
     assert_eq!(one.logpath.len(), 2);
     assert!(one.logpath[1].tail);
     assert_eq!(one.actions[0].get("port"), Some("22"));
@@ -539,10 +715,19 @@ fn dump_matches_client_on_a_hand_written_tree() {
     let two = &jails[1];
     assert_eq!(two.backend.kind, BackendKind::Polling);
     let f = two.filter.as_ref().unwrap();
-    assert_eq!(f.failregex, ["^file: extra <HOST> x,y", "second <HOST>", "^two <HOST>$"]);
+    assert_eq!(
+        f.failregex,
+        ["^file: extra <HOST> x,y", "second <HOST>", "^two <HOST>$"]
+    );
     assert_eq!((f.maxlines, f.usedns), (3, UseDns::Raw));
-    assert_eq!(f.journal_groups, [vec!["_COMM=flt".to_string()], vec!["_X=a b".to_string()]]);
-    assert_eq!(two.options.get("port").map(String::as_str), Some("80#not a comment"));
+    assert_eq!(
+        f.journal_groups,
+        [vec!["_COMM=flt".to_string()], vec!["_X=a b".to_string()]]
+    );
+    assert_eq!(
+        two.options.get("port").map(String::as_str),
+        Some("80#not a comment")
+    );
     let names: Vec<&str> = two.actions.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["fw-web", "fw-ssh", "py"]);
     let fw = &two.actions[1];
@@ -551,19 +736,41 @@ fn dump_matches_client_on_a_hand_written_tree() {
     assert_eq!(fw.get("norestored"), Some("True"));
     assert_eq!(fw.get("actionstart"), Some("fw create INPUT-local <set>"));
     let v6 = fw.properties(Some("inet6")).unwrap();
-    assert_eq!(v6.command("actionban").unwrap(), "fw add set6-two-ssh <ip> DROP 100%");
+    assert_eq!(
+        v6.command("actionban").unwrap(),
+        "fw add set6-two-ssh <ip> DROP 100%"
+    );
     let v4 = fw.properties(Some("inet4")).unwrap();
-    assert_eq!(v4.command("actionunban").unwrap(), "fw del set-two-ssh <ip>");
-    assert_eq!(two.actions[2].script.as_deref(), Some(format!("{}/action.d/py.py", dir.path().display()).as_str()));
+    assert_eq!(
+        v4.command("actionunban").unwrap(),
+        "fw del set-two-ssh <ip>"
+    );
+    // Fail2ban 1.0.2 drops `[Definition?family=...]` commands; so do we.
+    assert_eq!(
+        v6.command("actionunban").unwrap(),
+        "fw del set6-two-ssh <ip>"
+    );
+    assert_eq!(
+        two.actions[2].script.as_deref(),
+        Some(format!("{}/action.d/py.py", dir.path().display()).as_str())
+    );
     let three = tree.jail("three").unwrap();
     assert!(!three.enabled);
-    assert_eq!(tree.filter("flt[mode=normal]").unwrap().failregex[0], "^file: normal <HOST>");
     assert_eq!(
-        tree.filter_for_backend("flt[mode=normal]", "systemd").unwrap().failregex[0],
+        tree.filter("flt[mode=normal]").unwrap().failregex[0],
+        "^file: normal <HOST>"
+    );
+    assert_eq!(
+        tree.filter_for_backend("flt[mode=normal]", "systemd")
+            .unwrap()
+            .failregex[0],
         "^journal: normal <HOST>"
     );
     let server = tree.server().unwrap();
-    assert_eq!((server.loglevel.as_str(), server.dbfile.as_str()), ("NOTICE", ":memory:"));
+    assert_eq!(
+        (server.loglevel.as_str(), server.dbfile.as_str()),
+        ("NOTICE", ":memory:")
+    );
     assert_eq!(server.logtarget, "/var/log/fail2ban.log");
 }
 
@@ -592,7 +799,10 @@ fn read_order_with_includes_locals_and_d_directories() {
 #[test]
 fn include_loops_are_refused_naming_the_files() {
     let (d, tree) = tree_of(&[
-        ("jail.conf", "[INCLUDES]\nbefore = a.conf\n[x]\nenabled = true\n"),
+        (
+            "jail.conf",
+            "[INCLUDES]\nbefore = a.conf\n[x]\nenabled = true\n",
+        ),
         ("a.conf", "[INCLUDES]\nafter = inc/../b.conf\n"),
         ("inc/keep", ""),
         ("b.conf", "[INCLUDES]\nbefore = ./jail.conf\n"),
@@ -600,13 +810,18 @@ fn include_loops_are_refused_naming_the_files() {
     let e = tree.jails().unwrap_err();
     let root = d.path().display().to_string();
     assert!(
-        e.message.contains(&format!("{root}/jail.conf -> {root}/a.conf -> {root}/b.conf -> {root}/jail.conf")),
+        e.message.contains(&format!(
+            "{root}/jail.conf -> {root}/a.conf -> {root}/b.conf -> {root}/jail.conf"
+        )),
         "{e}"
     );
     assert_eq!(e.section.as_deref(), Some("INCLUDES"));
     // A file included twice without a loop is fine (diamond).
     let (_d, tree) = tree_of(&[
-        ("jail.conf", "[INCLUDES]\nbefore = a.conf\n          b.conf\n[x]\nenabled = true\nfilter =\n"),
+        (
+            "jail.conf",
+            "[INCLUDES]\nbefore = a.conf\n          b.conf\n[x]\nenabled = true\nfilter =\n",
+        ),
         ("a.conf", "[INCLUDES]\nafter = c.conf\n"),
         ("b.conf", "[INCLUDES]\nafter = c.conf\n"),
         ("c.conf", "[DEFAULT]\nk = v\n"),
@@ -617,27 +832,94 @@ fn include_loops_are_refused_naming_the_files() {
 #[test]
 fn errors_name_file_section_and_key() {
     let base = "[DEFAULT]\nfilter = f\n[j]\nenabled = true\n";
-    let check = |extra: &str, files: &[(&str, &str)], section: &str, key: &str, line: u32, what: &str| {
-        let jail = format!("{base}{extra}");
-        let mut all = vec![("jail.conf", jail.as_str()), ("filter.d/f.conf", "[Definition]\nfailregex = x <HOST>\n")];
-        all.extend_from_slice(files);
-        let (_d, tree) = tree_of(&all);
-        let e = tree.jails().unwrap_err();
-        assert_eq!(e.section.as_deref(), Some(section), "{e}");
-        assert_eq!(e.key.as_deref(), Some(key), "{e}");
-        assert_eq!(e.line, Some(line), "{e}");
-        assert!(e.file.as_deref().unwrap().ends_with(".conf"), "{e}");
-        assert!(e.to_string().contains(what), "{e}");
-    };
-    check("maxretry = abc\n", &[], "j", "maxretry", 5, "\"abc\" is not an integer");
-    check("backend = inotify\n", &[], "j", "backend", 5, "unknown backend");
-    check("bantime = 10 minutes please\n", &[], "j", "bantime", 5, "invalid time value");
-    check("filter = nope\n", &[], "j", "filter", 5, "no filter \"nope\"");
-    check("action = nope[a=1]\n", &[], "j", "action", 5, "no action \"nope\"");
-    check("action = fw[a=\"x\" junk]\n", &[], "j", "action", 5, "invalid action");
-    check("logpath = %(nolog)s\n", &[], "j", "logpath", 5, "%(nolog)s refers to an option");
-    check("usedns = maybe\n", &[], "j", "usedns", 5, "is not one of yes, warn, no, raw");
-    check("logpath = /x middle\n", &[], "j", "logpath", 5, "head or tail");
+    let check =
+        |extra: &str, files: &[(&str, &str)], section: &str, key: &str, line: u32, what: &str| {
+            let jail = format!("{base}{extra}");
+            let mut all = vec![
+                ("jail.conf", jail.as_str()),
+                ("filter.d/f.conf", "[Definition]\nfailregex = x <HOST>\n"),
+            ];
+            all.extend_from_slice(files);
+            let (_d, tree) = tree_of(&all);
+            let e = tree.jails().unwrap_err();
+            assert_eq!(e.section.as_deref(), Some(section), "{e}");
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(e.file.as_deref().unwrap().ends_with(".conf"), "{e}");
+            assert!(e.to_string().contains(what), "{e}");
+        };
+    check(
+        "maxretry = abc\n",
+        &[],
+        "j",
+        "maxretry",
+        5,
+        "\"abc\" is not an integer",
+    );
+    check(
+        "backend = inotify\n",
+        &[],
+        "j",
+        "backend",
+        5,
+        "unknown backend",
+    );
+    check(
+        "bantime = 10 minutes please\n",
+        &[],
+        "j",
+        "bantime",
+        5,
+        "invalid time value",
+    );
+    check(
+        "filter = nope\n",
+        &[],
+        "j",
+        "filter",
+        5,
+        "no filter \"nope\"",
+    );
+    check(
+        "action = nope[a=1]\n",
+        &[],
+        "j",
+        "action",
+        5,
+        "no action \"nope\"",
+    );
+    check(
+        "action = fw[a=\"x\" junk]\n",
+        &[],
+        "j",
+        "action",
+        5,
+        "invalid action",
+    );
+    check(
+        "logpath = %(nolog)s\n",
+        &[],
+        "j",
+        "logpath",
+        5,
+        "%(nolog)s refers to an option",
+    );
+    check(
+        "usedns = maybe\n",
+        &[],
+        "j",
+        "usedns",
+        5,
+        "is not one of yes, warn, no, raw",
+    );
+    check(
+        "logpath = /x middle\n",
+        &[],
+        "j",
+        "logpath",
+        5,
+        "head or tail",
+    );
     check(
         "maxlines = 0\n",
         &[],
@@ -649,24 +931,39 @@ fn errors_name_file_section_and_key() {
     // Errors inside a filter name the filter's file.
     let (_d, tree) = tree_of(&[
         ("jail.conf", base),
-        ("filter.d/f.conf", "[Definition]\nfailregex = x <HOST>\nmaxlines = many\n"),
+        (
+            "filter.d/f.conf",
+            "[Definition]\nfailregex = x <HOST>\nmaxlines = many\n",
+        ),
     ]);
     let e = tree.jails().unwrap_err();
-    assert!(e.file.as_deref().unwrap().ends_with("filter.d/f.conf"), "{e}");
+    assert!(
+        e.file.as_deref().unwrap().ends_with("filter.d/f.conf"),
+        "{e}"
+    );
     assert_eq!(e.key.as_deref(), Some("maxlines"));
     // Parse errors name the file and line.
     let (_d, tree) = tree_of(&[("jail.conf", "[j]\nenabled = true\nthis is not an option\n")]);
     let e = tree.jails().unwrap_err();
     assert!(e.to_string().ends_with("jail.conf:3: not a section header, an option or a continuation: \"this is not an option\""), "{e}");
     // Tags that refer to themselves.
-    let (_d, tree) = tree_of(&[("filter.d/f.conf", "[Definition]\nfailregex = <a>\na = x<b>\nb = <a>\n")]);
+    let (_d, tree) = tree_of(&[(
+        "filter.d/f.conf",
+        "[Definition]\nfailregex = <a>\na = x<b>\nb = <a>\n",
+    )]);
     let e = tree.filter("f").unwrap_err();
     assert!(e.message.contains("refer to themselves"), "{e}");
-    assert!(e.file.as_deref().unwrap().ends_with("filter.d/f.conf"), "{e}");
+    assert!(
+        e.file.as_deref().unwrap().ends_with("filter.d/f.conf"),
+        "{e}"
+    );
     // A bad fail2ban.conf value.
     let (_d, tree) = tree_of(&[("fail2ban.conf", "[Definition]\ndbmaxmatches = ten\n")]);
     let e = tree.server().unwrap_err();
-    assert_eq!((e.section.as_deref(), e.key.as_deref(), e.line), (Some("Definition"), Some("dbmaxmatches"), Some(2)));
+    assert_eq!(
+        (e.section.as_deref(), e.key.as_deref(), e.line),
+        (Some("Definition"), Some("dbmaxmatches"), Some(2))
+    );
 }
 
 #[test]
@@ -703,12 +1000,24 @@ fn embedded_tree_reads_like_a_directory() {
     let j = tree.jails().unwrap();
     assert_eq!(j.len(), 1);
     assert_eq!(j[0].maxretry, 2);
-    assert_eq!(j[0].filter.as_ref().unwrap().failregex, ["^fail from <HOST> port 2222$"]);
-    assert_eq!(j[0].ignorecommand.as_deref(), Some("/etc/logban/check <ip>"));
-    assert_eq!(j[0].actions[0].get("actionban"), Some("echo ALL: <ip> >> /etc/hosts.deny"));
+    assert_eq!(
+        j[0].filter.as_ref().unwrap().failregex,
+        ["^fail from <HOST> port 2222$"]
+    );
+    assert_eq!(
+        j[0].ignorecommand.as_deref(),
+        Some("/etc/logban/check <ip>")
+    );
+    assert_eq!(
+        j[0].actions[0].get("actionban"),
+        Some("echo ALL: <ip> >> /etc/hosts.deny")
+    );
     assert_eq!(tree.server().unwrap().socket, "/run/logban.sock");
     let other = ConfigTree::embedded(EMBEDDED).with_basedir("/opt/lb/");
-    assert_eq!(other.jail("ssh").unwrap().ignorecommand.as_deref(), Some("/opt/lb/check <ip>"));
+    assert_eq!(
+        other.jail("ssh").unwrap().ignorecommand.as_deref(),
+        Some("/opt/lb/check <ip>")
+    );
     let lines = dump(&tree).unwrap();
     assert_eq!(lines.last().unwrap(), "['start', 'ssh']");
     assert!(lines.contains(&"['set', 'ssh', 'maxretry', 2]".to_string()));
@@ -721,5 +1030,79 @@ fn missing_tree_and_missing_jail() {
     assert!(tree.jail("b").unwrap_err().message.contains("no jail [b]"));
     // No fail2ban.conf at all: Fail2ban's defaults.
     let s = tree.server().unwrap();
-    assert_eq!((s.loglevel.as_str(), s.dbpurgeage, s.dbmaxmatches), ("INFO", 86400.0, None));
+    assert_eq!(
+        (s.loglevel.as_str(), s.dbpurgeage, s.dbmaxmatches),
+        ("INFO", 86400.0, None)
+    );
+}
+
+#[test]
+fn dump_matches_client_without_fail2ban_conf() {
+    let (d, _) = tree_of(&[
+        (
+            "jail.conf",
+            "[j]\nenabled = true\nfilter = f\nmaxretry = 2\n",
+        ),
+        ("filter.d/f.conf", "[Definition]\nfailregex = ^x <HOST>\n"),
+    ]);
+    let lines = assert_dump_matches(d.path());
+    // Without [Definition] Fail2ban sends every default, an unset one as None.
+    assert!(
+        lines.contains(&"['set', 'dbmaxmatches', None]".to_string()),
+        "{lines:#?}"
+    );
+    assert!(lines.contains(&"['set', 'logtarget', '/var/log/fail2ban.log']".to_string()));
+}
+
+/// Where Fail2ban's client gives up on a configuration, so does `dump`.
+#[test]
+fn dump_fails_where_the_client_fails() {
+    let filter = ("filter.d/f.conf", "[Definition]\nfailregex = ^x <HOST>\n");
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "jail.conf",
+            "[j]\nenabled = true\nfilter = f\nlogpath = %(nope)s\n",
+            "%(nope)s",
+        ),
+        (
+            "jail.conf",
+            "[j]\nenabled = true\n[j]\nfilter = f\n",
+            "already exists",
+        ),
+        (
+            "jail.conf",
+            "[j]\nenabled = true\nfilter = f\n  nonsense\n[k\n",
+            "not a section header",
+        ),
+        (
+            "jail.conf",
+            "[j]\nenabled = true\nfilter = f\naction = a\n",
+            "refer to themselves",
+        ),
+        (
+            "jail.conf",
+            "[j]\nenabled = true\nfilter = f\nmaxretry = 5%\n",
+            "'%' must be followed",
+        ),
+    ];
+    for (rel, text, why) in cases {
+        let action = (
+            "action.d/a.conf",
+            "[Definition]\nactionban = <x>\n[Init]\nx = <known/x>-more\n",
+        );
+        let (d, tree) = tree_of(&[(rel, text), filter, action]);
+        let out = Command::new("fail2ban-client")
+            .arg("-c")
+            .arg(d.path())
+            .arg("-d")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("ERROR: The configuration stream failed"),
+            "client accepted {text:?}: {stdout}"
+        );
+        let e = dump(&tree).unwrap_err();
+        assert!(e.to_string().contains(why), "{text:?}: {e}");
+    }
 }

@@ -198,7 +198,9 @@ impl Parser<'_> {
         }
         self.space();
         let start = self.i;
-        while self.i < self.s.len() && (self.s[self.i].is_ascii_digit() || matches!(self.s[self.i], b'.' | b'_')) {
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_digit() || matches!(self.s[self.i], b'.' | b'_'))
+        {
             self.i += 1;
         }
         let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or_default();
