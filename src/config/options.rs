@@ -158,7 +158,7 @@ fn entry_with_params(s: &str, start: usize) -> Option<usize> {
     let open = skip_space(s, name_end);
     let after = if s[open..].starts_with('[') {
         let mut memo = std::collections::HashMap::new();
-        params_then_close(s, skip_space(s, open + 1), &mut memo)
+        params_then_close(s, skip_space(s, open + 1), 0, &mut memo)
     } else {
         None
     };
@@ -175,23 +175,31 @@ fn entry_with_params(s: &str, start: usize) -> Option<usize> {
 
 /// Parameters `k=v` (each followed by optional `,` or `][`), then `]`,
 /// then end or whitespace; tried in the order a backtracking regex would.
-/// Returns the position after `]`.
+/// Returns the position after `]`. Lists of more than [`MAX_PARAMS`]
+/// parameters are not taken as lists (the recursion stays shallow).
 fn params_then_close(
     s: &str,
     i: usize,
+    depth: usize,
     memo: &mut std::collections::HashMap<usize, Option<usize>>,
 ) -> Option<usize> {
     if let Some(hit) = memo.get(&i) {
         return *hit;
     }
-    let result = params_then_close_uncached(s, i, memo);
+    if depth > MAX_PARAMS {
+        return None;
+    }
+    let result = params_then_close_uncached(s, i, depth, memo);
     memo.insert(i, result);
     result
 }
 
+const MAX_PARAMS: usize = 256;
+
 fn params_then_close_uncached(
     s: &str,
     i: usize,
+    depth: usize,
     memo: &mut std::collections::HashMap<usize, Option<usize>>,
 ) -> Option<usize> {
     let key_end = name_end(s, i);
@@ -220,7 +228,7 @@ fn params_then_close_uncached(
             }
             seps.push(after);
             for sep in seps {
-                if let Some(end) = params_then_close(s, skip_space(s, sep), memo) {
+                if let Some(end) = params_then_close(s, skip_space(s, sep), depth + 1, memo) {
                     return Some(end);
                 }
             }

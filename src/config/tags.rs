@@ -14,7 +14,7 @@
 //!   until nothing changes (at most 26 rounds). Unknown tags fall back to the
 //!   built-ins `<br>` (newline), `<sp>` (space), `<fq-hostname>`,
 //!   `<sh-hostname>`, else stay. This is how an action command is built from
-//!   the action's properties: see [`ActionDef::command`](super::ActionDef::command).
+//!   the action's properties: see [`ActionProperties::command`](super::ActionProperties::command).
 //! - [`substitute_once`]: one pass, no recursion, for values that come from
 //!   outside (the banned address, log matches): the caller's lookup returns the
 //!   final text, quoting it as it must.

@@ -1106,3 +1106,45 @@ fn dump_fails_where_the_client_fails() {
         assert!(e.to_string().contains(why), "{text:?}: {e}");
     }
 }
+
+/// Garbage in any reader gives errors or values, never a panic.
+#[test]
+fn garbage_never_panics() {
+    const PIECES: [&str; 24] = [
+        "[", "]", "=", ":", "%", "%(", ")s", "<", ">", "\"", "'", ",", ";", "#", " ", "\n", "\t",
+        "é", "€x", "a", "1", "d", "known/", "?family=",
+    ];
+    // A fixed linear congruential sequence: the same inputs on every run.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % n
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..300 {
+        let len = next(40);
+        let text: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
+        let _ = parse_time(&text);
+        let _ = options::extract_options(&text);
+        let _ = options::split_with_options(&text);
+        let _ = options::shlex_split(&text);
+        let _ = tags::substitute(&text, |t| (t.len() % 2 == 0).then(|| "<x>".into()));
+        write(
+            dir.path(),
+            "jail.conf",
+            &format!("[DEFAULT]\nfilter = f\n[j]\nenabled = true\nx = {text}\naction = {text}\n"),
+        );
+        write(
+            dir.path(),
+            "filter.d/f.conf",
+            &format!("[Definition]\nfailregex = {text}\n{text}\n"),
+        );
+        let tree = ConfigTree::open(dir.path()).unwrap();
+        let _ = tree.jails();
+        let _ = dump(&tree);
+    }
+    let long = format!("a[{}]", vec!["k=v"; 5000].join(", "));
+    assert_eq!(options::split_with_options(&long).len(), 5000);
+}
