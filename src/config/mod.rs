@@ -31,9 +31,8 @@ pub use error::{ConfigError, ErrorDetails};
 pub use reader::FAIL2BAN_VERSION;
 pub use time::parse_time;
 
-use std::path::{Path, PathBuf};
-
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// How a filter's `<HOST>` tag treats DNS names (`usedns`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,7 +57,8 @@ pub struct FilterDef {
     pub maxlines: usize,
     /// `datepattern`, one pattern per line as in the config (`{^LN-BEG}`), None for the default set.
     pub datepattern: Option<String>,
-    /// `journalmatch` terms, each a list of `FIELD=value` joined by `+` in the config.
+    /// `journalmatch` terms, each a list of `FIELD=value` joined by `+` in the config
+    /// (one entry per line of the value, as written).
     pub journalmatch: Vec<String>,
     /// `journalmatch` as the journal applies it: groups of `FIELD=value` terms
     /// that must all hold; a `+` starts a new group; an entry matches any group.
@@ -95,19 +95,7 @@ impl ActionDef {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
-}
 
-/// The properties of an action resolved for one address family, as
-/// Fail2ban's server holds them: defaults (`timeout` 60, empty commands),
-/// then the action's options (`bantime` ignored, `timeout` in seconds), with
-/// tags resolved among them and `opt?family=inet6` preferred for `inet6`.
-#[derive(Debug, Clone)]
-pub struct ActionProperties {
-    values: Vec<(String, String)>,
-    conditional: String,
-}
-
-impl ActionDef {
     /// The properties for `family` (`inet4`, `inet6`, or None when the
     /// action does not depend on the family). See [`tags`] for the runtime
     /// substitution that follows.
@@ -121,6 +109,16 @@ impl ActionDef {
     pub fn has_family_sections(&self) -> bool {
         self.options.iter().any(|(k, _)| k.contains("?family="))
     }
+}
+
+/// The properties of an action resolved for one address family, as
+/// Fail2ban's server holds them: defaults (`timeout` 60, empty commands),
+/// then the action's options (`bantime` ignored, `timeout` in seconds), with
+/// tags resolved among them and `opt?family=inet6` preferred for `inet6`.
+#[derive(Debug, Clone)]
+pub struct ActionProperties {
+    values: Vec<(String, String)>,
+    conditional: String,
 }
 
 impl ActionProperties {
@@ -172,7 +170,7 @@ pub struct ServerDef {
     pub pidfile: String,
     /// `auto`, or a yes/no value.
     pub allowipv6: String,
-    /// `None` or `:memory:` disable the database.
+    /// `None` disables the database, `:memory:` keeps it in memory.
     pub dbfile: String,
     /// Seconds (`dbpurgeage = 1d` -> 86400).
     pub dbpurgeage: f64,
