@@ -162,9 +162,19 @@ const USAGE: &str = "usage: logban <server|client|regex> [ARGS...]
 /// Entry point of the binary; returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
     match pick(&args) {
-        Some((prog, _rest)) => {
-            eprintln!("logban: {prog:?} is not built yet");
-            2
+        Some((prog, rest)) => {
+            let rest: Vec<String> = rest
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            match prog {
+                Program::Server => crate::server::main(&rest),
+                Program::Client => crate::client::main(&rest),
+                Program::Regex => {
+                    eprintln!("logban: {prog:?} is not built yet");
+                    2
+                }
+            }
         }
         None => {
             eprintln!("{USAGE}");

@@ -12,10 +12,11 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
@@ -73,6 +74,10 @@ impl Level {
         })
     }
 
+    fn from_number(n: u8) -> Level {
+        Level::parse(&n.to_string()).unwrap_or(Level::Info)
+    }
+
     /// The name in log lines (Python's `levelname`).
     pub fn name(self) -> &'static str {
         match self {
@@ -110,7 +115,6 @@ enum Sink {
 }
 
 struct State {
-    level: Level,
     /// The target as configured (`/var/log/fail2ban.log`, `STDOUT`, `SYSLOG`, ...).
     target: String,
     sink: Sink,
@@ -121,6 +125,9 @@ struct State {
 #[derive(Clone)]
 pub struct Log {
     state: Arc<Mutex<State>>,
+    /// The threshold, outside the lock: events below it are dropped before
+    /// their message is formatted.
+    level: Arc<AtomicU8>,
 }
 
 /// Why a log target could not be used.
@@ -174,13 +181,13 @@ impl Log {
     pub fn new(level: Level, target: &str, syslogsocket: &str) -> Result<Log, TargetError> {
         let sink = open_sink(target, syslogsocket)?;
         let state = State {
-            level,
             target: target.to_string(),
             sink,
             pid: std::process::id(),
         };
         Ok(Log {
             state: Arc::new(Mutex::new(state)),
+            level: Arc::new(AtomicU8::new(level as u8)),
         })
     }
 
@@ -198,11 +205,16 @@ impl Log {
     }
 
     pub fn level(&self) -> Level {
-        self.lock().level
+        Level::from_number(self.level.load(Ordering::Relaxed))
     }
 
     pub fn set_level(&self, level: Level) {
-        self.lock().level = level;
+        self.level.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// Whether a record at `level` would be written.
+    pub fn enabled(&self, level: Level) -> bool {
+        level as u8 >= self.level.load(Ordering::Relaxed)
     }
 
     pub fn target(&self) -> String {
@@ -238,10 +250,10 @@ impl Log {
 
     /// Writes one record if `level` passes the threshold.
     pub fn write(&self, name: &str, level: Level, message: &str) {
-        let mut st = self.lock();
-        if level < st.level {
+        if !self.enabled(level) {
             return;
         }
+        let mut st = self.lock();
         let pid = st.pid;
         let mut line = String::with_capacity(64 + message.len());
         match &mut st.sink {
@@ -280,6 +292,85 @@ fn timestamp() -> String {
         now.strftime("%Y-%m-%d %H:%M:%S"),
         now.millisecond()
     )
+}
+
+/// Fail2ban's `MyTime.time2str`: local time, seconds, `2026-11-27 02:09:15`.
+pub fn time2str(t: f64) -> String {
+    let secs = if t.is_finite() { t.floor() as i64 } else { 0 };
+    match jiff::Timestamp::from_second(secs) {
+        Ok(ts) => ts
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        Err(_) => "9999-12-31 23:59:59".into(),
+    }
+}
+
+/// Fail2ban's `MyTime.seconds2str`: a duration in at most three units,
+/// rounded to the largest (`1w 3d`, `2d 7h 15m`, `59m 50s`, `0`).
+pub fn seconds2str(sec: f64) -> String {
+    fn push(r: &mut Vec<String>, n: i64, unit: &str) {
+        r.push(format!("{n}{unit}"));
+    }
+    let mut r = Vec::new();
+    if sec >= 31_536_000.0 {
+        let mut s = (sec / 86400.0).round() as i64;
+        push(&mut r, s / 365, "y");
+        s %= 365;
+        if s >= 7 {
+            push(&mut r, s / 7, "w");
+            s %= 7;
+        }
+        if s > 0 {
+            push(&mut r, s, "d");
+        }
+    } else if sec >= 604_800.0 {
+        let mut s = (sec / 3600.0).round() as i64;
+        push(&mut r, s / 168, "w");
+        s %= 168;
+        if s >= 24 {
+            push(&mut r, s / 24, "d");
+            s %= 24;
+        }
+        if s > 0 {
+            push(&mut r, s, "h");
+        }
+    } else if sec >= 86400.0 {
+        let mut s = (sec / 60.0).round() as i64;
+        push(&mut r, s / 1440, "d");
+        s %= 1440;
+        if s >= 60 {
+            push(&mut r, s / 60, "h");
+            s %= 60;
+        }
+        if s > 0 {
+            push(&mut r, s, "m");
+        }
+    } else if sec >= 3595.0 {
+        let mut s = (sec / 10.0).round() as i64;
+        push(&mut r, s / 360, "h");
+        s %= 360;
+        if s >= 6 {
+            push(&mut r, s / 6, "m");
+        }
+    } else {
+        // Python keeps the fraction here (`1.5s`); whole seconds print bare.
+        let mut s = sec;
+        if s >= 60.0 {
+            push(&mut r, (s / 60.0).floor() as i64, "m");
+            s %= 60.0;
+        }
+        if s != 0.0 {
+            r.push(if s.fract() == 0.0 {
+                format!("{}s", s as i64)
+            } else {
+                format!("{s}s")
+            });
+        } else if sec == 0.0 {
+            r.push("0".into());
+        }
+    }
+    r.join(" ")
 }
 
 /// Fail2ban's logger name for an event target.
@@ -338,6 +429,27 @@ impl Visit for Fields {
 }
 
 impl<S: Subscriber> Layer<S> for LogLayer {
+    /// Drops events that cannot pass the threshold before anything is
+    /// formatted: an INFO event may be a NOTICE, an ERROR a CRITICAL.
+    fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        let highest = match *meta.level() {
+            tracing::Level::ERROR => Level::Critical,
+            tracing::Level::WARN => Level::Warning,
+            tracing::Level::INFO => Level::Notice,
+            tracing::Level::DEBUG => Level::Debug,
+            tracing::Level::TRACE => Level::Trace,
+        };
+        self.log.enabled(highest)
+    }
+
+    fn register_callsite(
+        &self,
+        _meta: &'static Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // The level changes at run time: ask `enabled` every time.
+        tracing::subscriber::Interest::sometimes()
+    }
+
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
         let mut fields = Fields::default();
@@ -418,6 +530,34 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.0.contains("/nonexistent-dir/x.log"), "{err}");
+    }
+
+    #[test]
+    fn durations_read_like_fail2ban() {
+        assert_eq!(seconds2str(86400.0 * 390.0), "1y 3w 4d");
+        assert_eq!(seconds2str(86400.0 * 368.0), "1y 3d");
+        assert_eq!(seconds2str(86400.0 * 365.5), "1y");
+        assert_eq!(
+            seconds2str(86400.0 * 2.0 + 3600.0 * 7.0 + 60.0 * 15.0),
+            "2d 7h 15m"
+        );
+        assert_eq!(seconds2str(86400.0 * 2.0 + 3599.0), "2d 1h");
+        assert_eq!(seconds2str(3600.0 - 5.0), "1h");
+        assert_eq!(seconds2str(3600.0 - 10.0), "59m 50s");
+        assert_eq!(seconds2str(59.0), "59s");
+        assert_eq!(seconds2str(604800.0), "1w");
+        assert_eq!(seconds2str(0.0), "0");
+    }
+
+    #[test]
+    fn level_threshold_is_checked_before_formatting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f2b.log");
+        let log = Log::new(Level::Notice, path.to_str().unwrap(), "auto").unwrap();
+        assert!(log.enabled(Level::Notice) && !log.enabled(Level::Info));
+        log.set_level(Level::Debug);
+        assert_eq!(log.level(), Level::Debug);
+        assert!(log.enabled(Level::Info));
     }
 
     #[test]

@@ -1,0 +1,596 @@
+//! The core task: owns every [`Jail`] and the per-jail runtime data, takes
+//! the failures the ingest threads found, the control commands, the
+//! `ignorecommand` verdicts and its own timer (expiry, maintenance), and
+//! decides. It never blocks: SQLite work goes to the store thread, firewall
+//! work to the jails' action workers, commands to a blocking pool.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::commands::{Answer, CmdError};
+use super::enforce::{ActionWorker, Op};
+use super::log::{seconds2str, time2str, Log};
+use super::persist::{Position, StoreHandle};
+use super::protocol::Reply;
+use crate::filter::Failure;
+use crate::jail::{
+    Ban, BanHistory, BanId, BanOutcome, Counted, IgnoreCheck, IgnoreCommandCall, IgnoredBy, Jail,
+    Outcome, PastBan, IGNORE_COMMAND_TIMEOUT,
+};
+use crate::notice;
+use crate::store::BanRecord;
+
+/// A jail's index in the core.
+pub(crate) type JailId = usize;
+
+/// What the ingest threads send.
+pub(crate) enum Ingested {
+    /// Failures found in lines of one source of a jail, in order, and the
+    /// position to store once they are counted.
+    Lines {
+        jail: JailId,
+        failures: Vec<Failure>,
+        position: Option<Position>,
+    },
+    /// A file is followed for a jail now (`File list`).
+    FileAdded { jail: JailId, path: Arc<Path> },
+}
+
+/// Everything else the core reacts to.
+pub(crate) enum Event {
+    Command {
+        words: Vec<String>,
+        reply: oneshot::Sender<Reply>,
+    },
+    Verdict {
+        jail: JailId,
+        call: IgnoreCommandCall,
+        failure: Failure,
+        /// Ok(true): ignore; an error counts the failure.
+        result: Result<bool, String>,
+    },
+    /// SIGTERM/SIGINT, as `stop`.
+    Stop,
+    /// SIGUSR1: reopen the log file.
+    FlushLogs,
+    /// The log sources have stopped (during shutdown).
+    SourcesStopped,
+}
+
+/// Where a jail's lines come from, for `status <jail>`.
+pub(crate) enum SourceInfo {
+    Files(Vec<Arc<Path>>),
+    /// `Journal matches`: the match groups as Fail2ban prints them.
+    Journal(String),
+}
+
+/// One jail with what the server keeps beside it.
+pub(crate) struct JailRt {
+    pub name: Arc<str>,
+    pub jail: Jail,
+    pub source: SourceInfo,
+    pub actions: ActionWorker,
+}
+
+/// Ban counts from the store (`bips`) and from bans made since, for
+/// `bantime.increment` (kept only when some jail uses it).
+#[derive(Default)]
+pub(crate) struct History {
+    enabled: bool,
+    map: HashMap<BanId, Vec<(Arc<str>, PastBan)>>,
+}
+
+impl History {
+    pub fn new(enabled: bool) -> History {
+        History {
+            enabled,
+            map: HashMap::new(),
+        }
+    }
+
+    pub fn record(&mut self, jail: &Arc<str>, id: &BanId, past: PastBan) {
+        if !self.enabled {
+            return;
+        }
+        let v = self.map.entry(id.clone()).or_default();
+        match v.iter_mut().find(|(j, _)| j == jail) {
+            Some((_, p)) => *p = past,
+            None => v.push((jail.clone(), past)),
+        }
+    }
+
+    pub fn forget(&mut self, jail: &str, id: &BanId) {
+        if let Some(v) = self.map.get_mut(id) {
+            v.retain(|(j, _)| &**j != jail);
+            if v.is_empty() {
+                self.map.remove(id);
+            }
+        }
+    }
+}
+
+impl BanHistory for History {
+    fn previous_ban(&self, jail: &str, id: &BanId, all_jails: bool) -> Option<PastBan> {
+        let v = self.map.get(id)?;
+        if !all_jails {
+            return v.iter().find(|(j, _)| &**j == jail).map(|(_, p)| *p);
+        }
+        v.iter().map(|(_, p)| *p).reduce(|a, b| PastBan {
+            count: a.count + b.count,
+            time: a.time.max(b.time),
+        })
+    }
+}
+
+/// Server settings `get`/`set` read and change.
+pub(crate) struct ServerState {
+    pub log: Log,
+    /// `loglevel` as set (Fail2ban answers with the name given).
+    pub loglevel: String,
+    pub syslogsocket: String,
+    /// None when the database is off.
+    pub dbfile: Option<String>,
+    pub dbpurgeage: f64,
+    pub dbmaxmatches: usize,
+}
+
+/// At most this many `ignorecommand` runs at once.
+const COMMAND_SLOTS: usize = 8;
+/// Fail2ban's idle service period for the failure tables.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(10);
+
+/// Stops the log sources (blocking); handed to the core at start.
+pub(crate) type StopSources = Box<dyn FnOnce() + Send>;
+
+pub(crate) struct Core {
+    pub(crate) jails: Vec<JailRt>,
+    pub(crate) names: BTreeMap<String, JailId>,
+    pub(crate) history: History,
+    pub(crate) store: StoreHandle,
+    pub(crate) server: ServerState,
+    events: mpsc::UnboundedSender<Event>,
+    command_slots: Arc<Semaphore>,
+    stop_sources: Option<StopSources>,
+    stop_replies: Vec<oneshot::Sender<Reply>>,
+}
+
+impl Core {
+    pub fn new(
+        jails: Vec<JailRt>,
+        history: History,
+        store: StoreHandle,
+        server: ServerState,
+        events: mpsc::UnboundedSender<Event>,
+        stop_sources: StopSources,
+    ) -> Core {
+        let names = jails
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (j.name.to_string(), i))
+            .collect();
+        Core {
+            jails,
+            names,
+            history,
+            store,
+            server,
+            events,
+            command_slots: Arc::new(Semaphore::new(COMMAND_SLOTS)),
+            stop_sources: Some(stop_sources),
+            stop_replies: Vec::new(),
+        }
+    }
+
+    /// Runs until the server stops.
+    pub async fn run(
+        mut self,
+        mut ingest: mpsc::Receiver<Ingested>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+    ) {
+        loop {
+            let wake = tokio::time::Instant::now() + self.next_wake(crate::util::now());
+            tokio::select! {
+                biased;
+                Some(ev) = events.recv() => {
+                    if self.on_event(ev, &mut ingest).await {
+                        return;
+                    }
+                }
+                Some(msg) = ingest.recv() => self.on_ingest(msg),
+                _ = tokio::time::sleep_until(wake) => self.on_timer(crate::util::now()),
+            }
+        }
+    }
+
+    fn next_wake(&self, now: f64) -> Duration {
+        let expiry = self
+            .jails
+            .iter()
+            .filter_map(|j| j.jail.next_expiry())
+            .reduce(f64::min);
+        match expiry {
+            Some(t) if t - now < MAINTAIN_EVERY.as_secs_f64() => {
+                // Fail2ban unbans once the end is passed, not at it.
+                Duration::from_secs_f64((t - now).max(0.0) + 0.001)
+            }
+            _ => MAINTAIN_EVERY,
+        }
+    }
+
+    /// Returns true when the server is to exit.
+    async fn on_event(&mut self, ev: Event, ingest: &mut mpsc::Receiver<Ingested>) -> bool {
+        match ev {
+            Event::Command { words, reply } => self.on_command(words, reply),
+            Event::Verdict {
+                jail,
+                call,
+                failure,
+                result,
+            } => self.on_verdict(jail, call, failure, result),
+            Event::Stop => self.begin_stop(None),
+            Event::FlushLogs => {
+                self.server.log.flush();
+            }
+            Event::SourcesStopped => {
+                // Lines read before the sources stopped still count.
+                while let Ok(msg) = ingest.try_recv() {
+                    self.on_ingest(msg);
+                }
+                self.finish_stop().await;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn on_command(&mut self, words: Vec<String>, reply: oneshot::Sender<Reply>) {
+        tracing::trace!(target: "fail2ban.transmitter", "Command: {}", repr_words(&words));
+        match self.dispatch(&words) {
+            Ok(Answer::Value(v)) => {
+                let _ = reply.send(Reply::Ok(v));
+            }
+            Ok(Answer::After(done, v)) => {
+                tokio::spawn(async move {
+                    // A worker that went away counts as done.
+                    let _ = done.await;
+                    let _ = reply.send(Reply::Ok(v));
+                });
+            }
+            Ok(Answer::Stop) => self.begin_stop(Some(reply)),
+            Err(e) => {
+                tracing::error!(target: "fail2ban.transmitter",
+                    "Command {} has failed. Received {}", repr_words(&words), e.python());
+                let _ = reply.send(e.reply());
+            }
+        }
+    }
+
+    fn on_ingest(&mut self, msg: Ingested) {
+        match msg {
+            Ingested::Lines {
+                jail,
+                failures,
+                position,
+            } => {
+                let now = crate::util::now();
+                let mut banned = Vec::new();
+                for f in failures {
+                    self.check_failure(jail, f, now, &mut banned);
+                }
+                let rt = &mut self.jails[jail];
+                rt.jail.maintain(now);
+                if let Some(p) = position {
+                    self.store.position(&rt.name, p);
+                }
+                self.commit_bans(jail, banned, None);
+            }
+            Ingested::FileAdded { jail, path } => {
+                if let SourceInfo::Files(files) = &mut self.jails[jail].source {
+                    if !files.contains(&path) {
+                        files.push(path);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, now: f64) {
+        for id in 0..self.jails.len() {
+            let rt = &mut self.jails[id];
+            rt.jail.maintain(now);
+            let expired = rt.jail.expired(now);
+            self.unbanned(id, expired, None);
+        }
+    }
+
+    /// Ignore rules, counting, and the log lines Fail2ban writes for them.
+    fn check_failure(&mut self, id: JailId, f: Failure, now: f64, banned: &mut Vec<Ban>) {
+        let rt = &mut self.jails[id];
+        match rt.jail.on_failure(&f, now, &self.history) {
+            Outcome::NoFail => {}
+            Outcome::Ignored(by) => log_ignored(&rt.name, &f.fid, by),
+            Outcome::AskCommand(call) => self.ask_command(id, call, f),
+            Outcome::Counted(c) => self.counted(id, &f, now, c, banned),
+        }
+    }
+
+    fn counted(&mut self, id: JailId, f: &Failure, now: f64, c: Counted, banned: &mut Vec<Ban>) {
+        let rt = &mut self.jails[id];
+        let time = f.time.min(now);
+        tracing::info!(target: "fail2ban.filter", "[{}] Found {} - {}", rt.name, f.fid, time2str(time));
+        if let Some(k) = c.known {
+            let ban = if k.retry >= rt.jail.settings().maxretry {
+                ", Ban"
+            } else {
+                ""
+            };
+            tracing::info!(target: "fail2ban.observer",
+                "[{}] Found {}, bad - {}, {} # -> {}{ban}",
+                rt.name, f.fid, time2str(time), k.ban_count, k.retry);
+        }
+        match c.ban {
+            Some(outcome) => self.ban_outcome(id, outcome, time, banned),
+            None => {}
+        }
+    }
+
+    /// What a ban attempt gave: a new ban joins the batch to commit.
+    pub(crate) fn ban_outcome(
+        &mut self,
+        id: JailId,
+        outcome: BanOutcome,
+        time: f64,
+        banned: &mut Vec<Ban>,
+    ) {
+        let rt = &self.jails[id];
+        match outcome {
+            BanOutcome::New(ban) => {
+                if ban.incremented {
+                    let (len, end) = match ban.end() {
+                        Some(end) => (seconds2str(ban.bantime), time2str(end)),
+                        None => ("permanent".into(), "infinite".into()),
+                    };
+                    notice!(target: "fail2ban.observer",
+                        "[{}] Increase Ban {} ({} # {len} -> {end})", rt.name, ban.id, ban.count);
+                }
+                let past = PastBan {
+                    count: ban.count,
+                    time: ban.time,
+                };
+                self.history.record(&rt.name.clone(), &ban.id, past);
+                banned.push(ban);
+            }
+            BanOutcome::Already { id: bid, .. } => {
+                // Fail2ban's level grows with the time since the ban.
+                let since = rt.jail.ban_of(&bid).map_or(0.0, |b| time - b.time);
+                if since < 3.0 {
+                    tracing::debug!(target: "fail2ban.actions", "[{}] {bid} already banned", rt.name);
+                } else if since < 60.0 {
+                    notice!(target: "fail2ban.actions", "[{}] {bid} already banned", rt.name);
+                } else {
+                    tracing::warn!(target: "fail2ban.actions", "[{}] {bid} already banned", rt.name);
+                }
+            }
+            BanOutcome::Expired(bid) => {
+                tracing::info!(target: "fail2ban.actions", "[{}] Ignore {bid}, expired bantime", rt.name);
+            }
+        }
+    }
+
+    /// Runs `ignorecommand` off the core; the verdict comes back as an event.
+    fn ask_command(&mut self, jail: JailId, call: IgnoreCommandCall, failure: Failure) {
+        let events = self.events.clone();
+        let slots = self.command_slots.clone();
+        tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let run = call.clone();
+            let result =
+                match tokio::task::spawn_blocking(move || run.run(IGNORE_COMMAND_TIMEOUT)).await {
+                    Ok(Ok(ignored)) => Ok(ignored),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+            let _ = events.send(Event::Verdict {
+                jail,
+                call,
+                failure,
+                result,
+            });
+        });
+    }
+
+    fn on_verdict(
+        &mut self,
+        id: JailId,
+        call: IgnoreCommandCall,
+        f: Failure,
+        result: Result<bool, String>,
+    ) {
+        let now = crate::util::now();
+        let rt = &mut self.jails[id];
+        let ignored = match result {
+            Ok(ignored) => ignored,
+            Err(e) => {
+                tracing::error!(target: "fail2ban.filter", "[{}] {e}", rt.name);
+                false
+            }
+        };
+        if let IgnoreCheck::Ignored(by) = rt.jail.command_verdict(&call, ignored, now) {
+            log_ignored(&rt.name, &f.fid, by);
+            return;
+        }
+        let counted = rt.jail.count_failure(&f, now, &self.history);
+        let mut banned = Vec::new();
+        self.counted(id, &f, now, counted, &mut banned);
+        self.commit_bans(id, banned, None);
+    }
+
+    /// Stores new bans in one transaction; once committed, logs `Ban` and
+    /// hands them to the actions as one batch.
+    pub(crate) fn commit_bans(
+        &mut self,
+        id: JailId,
+        bans: Vec<Ban>,
+        done: Option<oneshot::Sender<()>>,
+    ) {
+        if bans.is_empty() {
+            if let Some(d) = done {
+                let _ = d.send(());
+            }
+            return;
+        }
+        let rt = &self.jails[id];
+        let records = bans.iter().map(|b| ban_record(&rt.name, b)).collect();
+        let name = rt.name.clone();
+        let actions = rt.actions.sender();
+        self.store.add_bans(records, move |committed| {
+            if !committed {
+                tracing::error!(target: "fail2ban.actions",
+                    "[{name}] {} ban(s) could not be stored: they will not survive a restart", bans.len());
+            }
+            for b in &bans {
+                notice!(target: "fail2ban.actions", "[{name}] Ban {}", b.id);
+            }
+            actions.send(Op::Ban(bans), done);
+        });
+    }
+
+    /// Logs `Unban` and hands the unbans to the actions, after whatever the
+    /// store thread has queued (a ban of the same address waiting for its
+    /// commit goes out first).
+    pub(crate) fn unbanned(
+        &mut self,
+        id: JailId,
+        bans: Vec<Ban>,
+        done: Option<oneshot::Sender<()>>,
+    ) {
+        if bans.is_empty() {
+            if let Some(d) = done {
+                let _ = d.send(());
+            }
+            return;
+        }
+        let rt = &self.jails[id];
+        let name = rt.name.clone();
+        let actions = rt.actions.sender();
+        self.store.run(move || {
+            for b in &bans {
+                notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
+            }
+            actions.send(Op::Unban(bans), done);
+        });
+    }
+
+    fn begin_stop(&mut self, reply: Option<oneshot::Sender<Reply>>) {
+        self.stop_replies.extend(reply);
+        let Some(stop) = self.stop_sources.take() else {
+            return;
+        };
+        tracing::info!(target: "fail2ban.server", "Shutdown in progress...");
+        let events = self.events.clone();
+        tokio::task::spawn_blocking(move || {
+            stop();
+            let _ = events.send(Event::SourcesStopped);
+        });
+    }
+
+    /// Unbans everything, stops the actions, writes the positions, closes
+    /// the store, answers `stop`.
+    async fn finish_stop(&mut self) {
+        tracing::info!(target: "fail2ban.server", "Stopping all jails");
+        let mut stopped = Vec::new();
+        for rt in &mut self.jails {
+            let bans = rt.jail.unban_all();
+            let name = rt.name.clone();
+            let actions = rt.actions.sender();
+            let (done, wait) = oneshot::channel();
+            self.store.run(move || {
+                for b in &bans {
+                    notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
+                }
+                actions.send(Op::Stop(bans), Some(done));
+            });
+            stopped.push((rt.name.clone(), wait));
+        }
+        for (name, wait) in stopped {
+            let _ = wait.await;
+            tracing::info!(target: "fail2ban.jail", "Jail '{name}' stopped");
+        }
+        let (closed, wait) = oneshot::channel();
+        self.store.close(move || {
+            let _ = closed.send(());
+        });
+        let _ = wait.await;
+        for r in self.stop_replies.drain(..) {
+            let _ = r.send(Reply::Ok(Value::Null));
+        }
+    }
+
+    pub(crate) fn jail_id(&self, name: &str) -> Result<JailId, CmdError> {
+        self.names
+            .get(name)
+            .copied()
+            .ok_or_else(|| CmdError::UnknownJail(name.to_string()))
+    }
+}
+
+fn log_ignored(jail: &str, fid: &str, by: IgnoredBy) {
+    if let Some(label) = by.label() {
+        tracing::info!(target: "fail2ban.filter", "[{jail}] Ignore {fid} by {label}");
+    }
+}
+
+/// A command as Python prints it in the log: `['status', 'nosuch']`.
+fn repr_words(words: &[String]) -> String {
+    crate::util::py_repr(&Value::from(words.to_vec()))
+}
+
+/// A ban as the store keeps it: Fail2ban's ticket data (`matches`,
+/// `failures`, the filter's captures).
+pub(crate) fn ban_record(jail: &str, b: &Ban) -> BanRecord {
+    let mut data = serde_json::Map::new();
+    for (k, v) in &b.data {
+        data.insert(k.clone(), Value::from(v.as_str()));
+    }
+    data.insert("matches".into(), Value::from(b.matches.clone()));
+    data.insert("failures".into(), Value::from(b.failures));
+    BanRecord {
+        jail: jail.to_string(),
+        ip: b.id.to_string(),
+        timeofban: b.time.round() as i64,
+        bantime: b.bantime as i64,
+        bancount: i64::from(b.count),
+        data: Value::Object(data),
+    }
+}
+
+/// A stored ban read back at start.
+pub(crate) fn restored_ban(r: &BanRecord) -> Ban {
+    let data = match &r.data {
+        Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| *k != "matches" && *k != "failures")
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ban {
+        id: BanId::parse(&r.ip),
+        time: r.timeofban as f64,
+        bantime: r.bantime as f64,
+        count: u32::try_from(r.bancount).unwrap_or(0),
+        failures: r
+            .failures()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        matches: r.matches(),
+        data,
+        restored: true,
+        incremented: false,
+    }
+}

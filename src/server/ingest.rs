@@ -1,0 +1,502 @@
+//! From log lines to failures, on std threads (never on the tokio runtime).
+//!
+//! Files: the source module's one [`FileWatcher`] reads every followed file
+//! once. A router thread hands each file's batches to one of a few filter
+//! workers (a file always to the same one, so its lines stay in order). A
+//! worker keeps, per file, one [`Filter`] per jail watching it and one
+//! shared literal scan per line for all of them (each filter's prefilter
+//! then only looks at the bits), and sends the failures of each batch to the
+//! core with the position to store after them.
+//!
+//! The journal: one [`JournalFollower`] per `backend = systemd` jail, and a
+//! thread that runs the jail's filter on its entries.
+//!
+//! Fail2ban's start rules: lines that were in a file when it was opened (the
+//! backlog) are processed with the filter not "in operation" (lines older
+//! than findtime are ignored); `tail` watches drop them. When jails sharing
+//! a file stored different positions, the file is read from the earliest and
+//! each jail skips what it had already read.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use tokio::sync::mpsc::Sender;
+
+use super::core::{Ingested, JailId};
+use super::persist::Position;
+use crate::config::FilterDef;
+use crate::filter::{Failure, Filter, FilterOptions, Hits};
+use crate::source::{
+    first_line_md5, Batch, FileBackend, FileEvent, FileId, FileWatcher, JournalEvent,
+    JournalFollower, JournalOptions, LogPath, SeekTime, StoredPos, WatchId, WatcherOptions,
+};
+
+/// Batches queued between the watcher and the router, and per worker.
+const QUEUE: usize = 32;
+/// The `logs` path under which Fail2ban keeps the journal position.
+pub(crate) const JOURNAL_LOG: &str = "systemd-journal";
+
+/// What the filter workers need to know about a jail that follows files.
+pub(crate) struct FileJail {
+    pub jail: JailId,
+    pub name: Arc<str>,
+    pub filter: FilterDef,
+    pub opts: FilterOptions,
+    /// The jail's stored positions (`logs` rows).
+    pub stored: Vec<(PathBuf, StoredPos)>,
+    /// The filter built to check the jail, for its first file.
+    pub spare: Mutex<Option<Filter>>,
+}
+
+struct Watch {
+    jail: Arc<FileJail>,
+    tail: bool,
+}
+
+type Watches = Arc<Mutex<HashMap<WatchId, Watch>>>;
+
+/// Every log source of the server.
+pub(crate) struct Sources {
+    watcher: FileWatcher,
+    watches: Watches,
+    router: Option<JoinHandle<()>>,
+    journals: Vec<(JournalFollower, JoinHandle<()>)>,
+    core: Sender<Ingested>,
+}
+
+impl Sources {
+    pub fn start(backend: FileBackend, core: Sender<Ingested>) -> std::io::Result<Sources> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let opts = WatcherOptions {
+            backend,
+            ..WatcherOptions::default()
+        };
+        let watcher = FileWatcher::start(opts, tx)?;
+        let watches: Watches = Arc::default();
+        let (w, c) = (watches.clone(), core.clone());
+        let router = std::thread::Builder::new()
+            .name("logban-route".into())
+            .spawn(move || route(rx, &w, c))?;
+        Ok(Sources {
+            watcher,
+            watches,
+            router: Some(router),
+            journals: Vec::new(),
+            core,
+        })
+    }
+
+    /// Follows the files `pattern` matches for a jail, now and later.
+    pub fn add_file(
+        &self,
+        jail: &Arc<FileJail>,
+        pattern: &str,
+        tail: bool,
+        seek: Option<SeekTime>,
+    ) {
+        let spec = LogPath {
+            pattern: PathBuf::from(pattern),
+            tail,
+            stored: jail.stored.clone(),
+            seek: if tail { None } else { seek },
+        };
+        // Held across `add` so the router cannot see the watch's first event
+        // before it knows the watch.
+        let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        let id = self.watcher.add(spec);
+        watches.insert(
+            id,
+            Watch {
+                jail: jail.clone(),
+                tail,
+            },
+        );
+    }
+
+    /// Follows the journal for a `backend = systemd` jail.
+    pub fn add_journal(
+        &mut self,
+        jail: JailId,
+        mut filter: Filter,
+        opts: JournalOptions,
+    ) -> Result<(), String> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let follower = JournalFollower::start(opts, tx)?;
+        let core = self.core.clone();
+        let thread = std::thread::Builder::new()
+            .name("logban-journal-filter".into())
+            .spawn(move || journal_filter(rx, &mut filter, jail, &core))
+            .map_err(|e| e.to_string())?;
+        self.journals.push((follower, thread));
+        Ok(())
+    }
+
+    /// Stops every source and waits until what they read is handed over.
+    pub fn stop(mut self) {
+        self.watcher.stop();
+        if let Some(r) = self.router.take() {
+            let _ = r.join();
+        }
+        for (follower, thread) in self.journals.drain(..) {
+            follower.stop();
+            let _ = thread.join();
+        }
+    }
+}
+
+enum WorkerMsg {
+    Add(Arc<Path>, Member),
+    Lines(Batch),
+}
+
+/// Filter workers: as many as cores (at most 4), created as files appear.
+fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
+    let max = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut workers: Vec<(SyncSender<WorkerMsg>, JoinHandle<()>)> = Vec::new();
+    let mut assigned: HashMap<Arc<Path>, usize> = HashMap::new();
+    for ev in rx {
+        match ev {
+            FileEvent::Added { watch, path } => {
+                let Some((jail, tail)) = watches
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&watch)
+                    .map(|w| (w.jail.clone(), w.tail))
+                else {
+                    continue;
+                };
+                let spare = jail.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let filter =
+                    match spare.map_or_else(|| Filter::new(&jail.filter, jail.opts.clone()), Ok) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            // Checked when the jail was built; only a filter that
+                            // cannot be built twice gets here.
+                            tracing::error!(target: "fail2ban.filter", "[{}] {e}", jail.name);
+                            continue;
+                        }
+                    };
+                let next = assigned.len() % max;
+                let i = *assigned.entry(path.clone()).or_insert(next);
+                if i == workers.len() {
+                    let (tx, wrx) = mpsc::sync_channel(QUEUE);
+                    let c = core.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("logban-filter-{i}"))
+                        .spawn(move || work(wrx, &c));
+                    match spawned {
+                        Ok(t) => workers.push((tx, t)),
+                        Err(e) => {
+                            tracing::error!(target: "fail2ban.filter", "cannot start a filter thread: {e}");
+                            assigned.remove(&path);
+                            continue;
+                        }
+                    }
+                }
+                let member =
+                    Member::new(watch, &jail, tail, filter, own_start(&path, &jail.stored));
+                let _ = workers[i].0.send(WorkerMsg::Add(path.clone(), member));
+                if core
+                    .blocking_send(Ingested::FileAdded {
+                        jail: jail.jail,
+                        path,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            FileEvent::Lines(batch) => {
+                if let Some(&i) = assigned.get(&batch.path) {
+                    let _ = workers[i].0.send(WorkerMsg::Lines(batch));
+                }
+            }
+        }
+    }
+    for (tx, thread) in workers {
+        drop(tx);
+        let _ = thread.join();
+    }
+}
+
+fn work(rx: Receiver<WorkerMsg>, core: &Sender<Ingested>) {
+    let mut groups: HashMap<Arc<Path>, FileGroup> = HashMap::new();
+    for msg in rx {
+        match msg {
+            WorkerMsg::Add(path, member) => groups.entry(path).or_default().add(member),
+            WorkerMsg::Lines(batch) => {
+                let Some(g) = groups.get_mut(&batch.path) else {
+                    continue;
+                };
+                if !g.process(&batch, core) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Where a jail that shares a file had got to, if further than the start
+/// of the file: the file's identity and the stored position (the source
+/// module's rule: this path's position, else one stored under another path
+/// for the same first line, valid while the first line is unchanged).
+fn own_start(path: &Path, stored: &[(PathBuf, StoredPos)]) -> Option<(FileId, u64)> {
+    let file = File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    let md5 = first_line_md5(&file).ok()?;
+    let own = stored.iter().filter(|(p, _)| p == path);
+    let others = stored.iter().filter(|(p, _)| p != path);
+    let pos = own
+        .chain(others)
+        .find(|(_, s)| *s.firstlinemd5 == *md5 && s.pos <= meta.len())?
+        .1
+        .pos;
+    let id = FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    };
+    (pos > 0).then_some((id, pos))
+}
+
+/// One jail's filter on one file.
+struct Member {
+    watch: WatchId,
+    jail: JailId,
+    tail: bool,
+    filter: Filter,
+    hits: Hits,
+    /// Lines of this file up to this offset were read before: skip them.
+    skip: Option<(FileId, u64)>,
+    in_operation: bool,
+    found: Vec<Failure>,
+}
+
+impl Member {
+    fn new(
+        watch: WatchId,
+        jail: &FileJail,
+        tail: bool,
+        filter: Filter,
+        skip: Option<(FileId, u64)>,
+    ) -> Member {
+        Member {
+            watch,
+            jail: jail.jail,
+            tail,
+            hits: filter.prefilter().hits(),
+            filter,
+            skip,
+            in_operation: true,
+            found: Vec::new(),
+        }
+    }
+
+    /// Whether the line at file offset `end` (its end) was read before.
+    fn skips(&mut self, file: FileId, end: u64) -> bool {
+        match self.skip {
+            Some((id, pos)) if id == file => {
+                if end <= pos {
+                    return true;
+                }
+                self.skip = None;
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The jails' filters on one file.
+#[derive(Default)]
+struct FileGroup {
+    members: Vec<Member>,
+    scan: Option<SharedScan>,
+    active: Vec<bool>,
+}
+
+impl FileGroup {
+    fn add(&mut self, m: Member) {
+        self.members.push(m);
+        self.scan = SharedScan::build(&self.members);
+    }
+
+    /// Runs the batch through the filters of the watches it is for; false
+    /// when the core is gone.
+    fn process(&mut self, batch: &Batch, core: &Sender<Ingested>) -> bool {
+        let FileGroup {
+            members,
+            scan,
+            active,
+        } = self;
+        active.clear();
+        for m in members.iter_mut() {
+            let on = batch.watches.contains(&m.watch);
+            active.push(on && !(batch.backlog && m.tail));
+            if on && m.in_operation == batch.backlog {
+                m.in_operation = !batch.backlog;
+                m.filter.set_in_operation(m.in_operation);
+            }
+        }
+        for line in batch.lines() {
+            if let Some(s) = scan.as_ref() {
+                s.scan(line.text, members);
+            }
+            for (m, _) in members.iter_mut().zip(active.iter()).filter(|(_, a)| **a) {
+                if m.skips(batch.file, line.end) {
+                    continue;
+                }
+                if scan.is_some() {
+                    m.filter
+                        .process_line_scanned(line.text, &m.hits, &mut m.found);
+                } else {
+                    m.filter.process_line(line.text, &mut m.found);
+                }
+            }
+        }
+        let position = batch.position().map(|p| Position {
+            path: batch.path.to_string_lossy().into_owned(),
+            hash: p.firstlinemd5,
+            pos: p.pos,
+        });
+        for m in members.iter_mut() {
+            if !batch.watches.contains(&m.watch) {
+                continue;
+            }
+            let msg = Ingested::Lines {
+                jail: m.jail,
+                failures: std::mem::take(&mut m.found),
+                position: position.clone(),
+            };
+            if core.blocking_send(msg).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// One literal scan per line for all the filters of a file: the union of
+/// their prefilters' literals in one automaton per case rule (exact,
+/// ASCII-caseless), each hit set in the bits of every filter that has that
+/// literal.
+struct SharedScan {
+    /// [exact, caseless] automata and, per pattern, its owners:
+    /// (member, the literal's index in its prefilter).
+    finders: [Option<(AhoCorasick, Vec<Vec<(usize, u32)>>)>; 2],
+}
+
+impl SharedScan {
+    /// None when one filter is alone (it scans for itself) or no filter
+    /// has literals.
+    fn build(members: &[Member]) -> Option<SharedScan> {
+        if members.len() < 2 {
+            return None;
+        }
+        let mut index: HashMap<(&str, bool), usize> = HashMap::new();
+        let mut texts: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
+        let mut owners: [Vec<Vec<(usize, u32)>>; 2] = [Vec::new(), Vec::new()];
+        for (mi, m) in members.iter().enumerate() {
+            for (li, lit) in m.filter.prefilter().literals().iter().enumerate() {
+                let k = usize::from(lit.caseless);
+                let u = *index
+                    .entry((lit.text.as_str(), lit.caseless))
+                    .or_insert_with(|| {
+                        texts[k].push(&lit.text);
+                        owners[k].push(Vec::new());
+                        texts[k].len() - 1
+                    });
+                owners[k][u].push((mi, li as u32));
+            }
+        }
+        if texts.iter().all(Vec::is_empty) {
+            return None;
+        }
+        let [exact, caseless] = owners;
+        let build = |t: &[&str], caseless: bool, owners: Vec<Vec<(usize, u32)>>| {
+            if t.is_empty() {
+                return Ok(None);
+            }
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(caseless)
+                .match_kind(MatchKind::Standard)
+                .build(t)
+                .map(|ac| Some((ac, owners)))
+        };
+        Some(SharedScan {
+            finders: [
+                build(&texts[0], false, exact).ok()?,
+                build(&texts[1], true, caseless).ok()?,
+            ],
+        })
+    }
+
+    fn scan(&self, text: &str, members: &mut [Member]) {
+        for m in members.iter_mut() {
+            m.hits.clear();
+        }
+        for (ac, owners) in self.finders.iter().flatten() {
+            for found in ac.find_overlapping_iter(text.as_bytes()) {
+                for &(mi, li) in &owners[found.pattern().as_usize()] {
+                    members[mi].hits.set(li);
+                }
+            }
+        }
+    }
+}
+
+/// Runs a systemd jail's filter on its journal entries.
+fn journal_filter(
+    rx: Receiver<JournalEvent>,
+    filter: &mut Filter,
+    jail: JailId,
+    core: &Sender<Ingested>,
+) {
+    let mut in_operation = true;
+    let mut found = Vec::new();
+    for ev in rx {
+        if in_operation == ev.backlog {
+            in_operation = !ev.backlog;
+            filter.set_in_operation(in_operation);
+        }
+        let mut last = None;
+        for e in &ev.entries {
+            filter.process_dated(&iso_time(e.time), &e.line, e.time, &mut found);
+            if let Some(c) = &e.cursor {
+                last = Some((c, e.time));
+            }
+        }
+        let position = last.map(|(cursor, time)| Position {
+            path: JOURNAL_LOG.into(),
+            hash: cursor.clone(),
+            pos: time.max(0.0) as u64,
+        });
+        let msg = Ingested::Lines {
+            jail,
+            failures: std::mem::take(&mut found),
+            position,
+        };
+        if core.blocking_send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+/// Python's `datetime.isoformat()` of a local time, as Fail2ban puts the
+/// journal's time in front of an entry.
+fn iso_time(t: f64) -> String {
+    let Ok(ts) = jiff::Timestamp::from_microsecond((t * 1e6).round() as i64) else {
+        return String::new();
+    };
+    let z = ts.to_zoned(jiff::tz::TimeZone::system());
+    if z.subsec_nanosecond() / 1000 == 0 {
+        z.strftime("%Y-%m-%dT%H:%M:%S").to_string()
+    } else {
+        z.strftime("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    }
+}
