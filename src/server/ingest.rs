@@ -68,6 +68,7 @@ pub(crate) struct Sources {
     router: Option<JoinHandle<()>>,
     journals: Vec<(JournalFollower, JoinHandle<()>)>,
     core: Sender<Ingested>,
+    pending: Vec<(LogPath, Watch)>,
 }
 
 impl Sources {
@@ -89,34 +90,38 @@ impl Sources {
             router: Some(router),
             journals: Vec::new(),
             core,
+            pending: Vec::new(),
         })
     }
 
-    /// Follows the files `pattern` matches for a jail, now and later.
-    pub fn add_file(
-        &self,
-        jail: &Arc<FileJail>,
-        pattern: &str,
-        tail: bool,
-        seek: Option<SeekTime>,
-    ) {
+    /// Follows the files `pattern` matches for a jail, now and later, from
+    /// the next [`Sources::watch`].
+    pub fn add_file(&mut self, jail: &Arc<FileJail>, pattern: &str, tail: bool, seek: Option<SeekTime>) {
         let spec = LogPath {
             pattern: PathBuf::from(pattern),
             tail,
             stored: jail.stored.clone(),
             seek: if tail { None } else { seek },
         };
-        // Held across `add` so the router cannot see the watch's first event
-        // before it knows the watch.
-        let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
-        let id = self.watcher.add(spec);
-        watches.insert(
-            id,
+        self.pending.push((
+            spec,
             Watch {
                 jail: jail.clone(),
                 tail,
             },
-        );
+        ));
+    }
+
+    /// Starts following the files added since the last call, all at once,
+    /// so that a file several jails watch starts where the earliest of them
+    /// had got to.
+    pub fn watch(&mut self) {
+        let (specs, watches): (Vec<LogPath>, Vec<Watch>) = self.pending.drain(..).unzip();
+        // Held across `add_many` so the router cannot see a watch's first
+        // event before it knows the watch.
+        let mut known = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        let ids = self.watcher.add_many(specs);
+        known.extend(ids.into_iter().zip(watches));
     }
 
     /// Follows the journal for a `backend = systemd` jail.

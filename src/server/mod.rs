@@ -213,6 +213,7 @@ fn serve(
         for (id, p) in plans.into_iter().enumerate() {
             rts.push(start_jail(id, p, &store, &mut sources, now));
         }
+        sources.watch();
         let listener = socket
             .listener
             .try_clone()
