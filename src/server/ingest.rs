@@ -1,12 +1,14 @@
 //! From log lines to failures, on std threads (never on the tokio runtime).
 //!
 //! Files: the source module's one [`FileWatcher`] reads every followed file
-//! once. A router thread hands each file's batches to one of a few filter
-//! workers (a file always to the same one, so its lines stay in order). A
-//! worker keeps, per file, one [`Filter`] per jail watching it and one
-//! shared literal scan per line for all of them (each filter's prefilter
-//! then only looks at the bits), and sends the failures of each batch to the
-//! core with the position to store after them.
+//! once. There is one [`Filter`] per (jail, file); a router thread spreads
+//! them over a few filter workers (as many as cores) and hands each batch of
+//! a file to every worker that has one of its filters, so the jails of one
+//! busy file use all cores while each jail sees its lines in order. A
+//! worker sends the failures of each batch to the core with the position to
+//! store after them. Each filter runs its own literal prefilter: a scan
+//! shared by the filters of a file was measured slower (see
+//! docs/architecture.md).
 //!
 //! The journal: one [`JournalFollower`] per `backend = systemd` jail, and a
 //! thread that runs the jail's filter on its entries.
@@ -25,13 +27,12 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use tokio::sync::mpsc::Sender;
 
 use super::core::{Ingested, JailId};
 use super::persist::Position;
 use crate::config::FilterDef;
-use crate::filter::{Failure, Filter, FilterOptions, Hits};
+use crate::filter::{Failure, Filter, FilterOptions};
 use crate::source::{
     first_line_md5, Batch, FileBackend, FileEvent, FileId, FileWatcher, JournalEvent,
     JournalFollower, JournalOptions, LogPath, SeekTime, StoredPos, WatchId, WatcherOptions,
@@ -157,14 +158,19 @@ impl Sources {
 
 enum WorkerMsg {
     Add(Arc<Path>, Member),
-    Lines(Batch),
+    Lines(Arc<Batch>),
 }
 
 /// Filter workers: as many as cores (at most 4), created as files appear.
+/// The filters of one file are spread over them (a file's lines then go to
+/// every worker that has one of its filters, each jail's always to the same
+/// worker, so each jail sees its lines in order).
 fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
     let max = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let mut workers: Vec<(SyncSender<WorkerMsg>, JoinHandle<()>)> = Vec::new();
-    let mut assigned: HashMap<Arc<Path>, usize> = HashMap::new();
+    // Per file, the workers that have one of its filters.
+    let mut routes: HashMap<Arc<Path>, Vec<usize>> = HashMap::new();
+    let mut members = 0usize;
     for ev in rx {
         match ev {
             FileEvent::Added { watch, path } => {
@@ -177,18 +183,16 @@ fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
                     continue;
                 };
                 let spare = jail.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
-                let filter =
-                    match spare.map_or_else(|| Filter::new(&jail.filter, jail.opts.clone()), Ok) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            // Checked when the jail was built; only a filter that
-                            // cannot be built twice gets here.
-                            tracing::error!(target: "fail2ban.filter", "[{}] {e}", jail.name);
-                            continue;
-                        }
-                    };
-                let next = assigned.len() % max;
-                let i = *assigned.entry(path.clone()).or_insert(next);
+                let filter = match spare.map_or_else(|| Filter::new(&jail.filter, jail.opts.clone()), Ok) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // Checked when the jail was built; only a filter that
+                        // cannot be built twice gets here.
+                        tracing::error!(target: "fail2ban.filter", "[{}] {e}", jail.name);
+                        continue;
+                    }
+                };
+                let i = members % max;
                 if i == workers.len() {
                     let (tx, wrx) = mpsc::sync_channel(QUEUE);
                     let c = core.clone();
@@ -199,14 +203,17 @@ fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
                         Ok(t) => workers.push((tx, t)),
                         Err(e) => {
                             tracing::error!(target: "fail2ban.filter", "cannot start a filter thread: {e}");
-                            assigned.remove(&path);
                             continue;
                         }
                     }
                 }
-                let member =
-                    Member::new(watch, &jail, tail, filter, own_start(&path, &jail.stored));
+                members += 1;
+                let member = Member::new(watch, &jail, tail, filter, own_start(&path, &jail.stored));
                 let _ = workers[i].0.send(WorkerMsg::Add(path.clone(), member));
+                let r = routes.entry(path.clone()).or_default();
+                if !r.contains(&i) {
+                    r.push(i);
+                }
                 if core
                     .blocking_send(Ingested::FileAdded {
                         jail: jail.jail,
@@ -218,8 +225,12 @@ fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
                 }
             }
             FileEvent::Lines(batch) => {
-                if let Some(&i) = assigned.get(&batch.path) {
-                    let _ = workers[i].0.send(WorkerMsg::Lines(batch));
+                let Some(r) = routes.get(&batch.path) else {
+                    continue;
+                };
+                let batch = Arc::new(batch);
+                for &i in r {
+                    let _ = workers[i].0.send(WorkerMsg::Lines(batch.clone()));
                 }
             }
         }
@@ -275,7 +286,6 @@ struct Member {
     jail: JailId,
     tail: bool,
     filter: Filter,
-    hits: Hits,
     /// Lines of this file up to this offset were read before: skip them.
     skip: Option<(FileId, u64)>,
     in_operation: bool,
@@ -294,7 +304,6 @@ impl Member {
             watch,
             jail: jail.jail,
             tail,
-            hits: filter.prefilter().hits(),
             filter,
             skip,
             in_operation: true,
@@ -317,28 +326,22 @@ impl Member {
     }
 }
 
-/// The jails' filters on one file.
+/// The jails' filters on one file (those this worker holds).
 #[derive(Default)]
 struct FileGroup {
     members: Vec<Member>,
-    scan: Option<SharedScan>,
     active: Vec<bool>,
 }
 
 impl FileGroup {
     fn add(&mut self, m: Member) {
         self.members.push(m);
-        self.scan = SharedScan::build(&self.members);
     }
 
-    /// Runs the batch through the filters of the watches it is for; false
-    /// when the core is gone.
+    /// Runs the batch through the filters (of this worker) of the watches it
+    /// is for; false when the core is gone.
     fn process(&mut self, batch: &Batch, core: &Sender<Ingested>) -> bool {
-        let FileGroup {
-            members,
-            scan,
-            active,
-        } = self;
+        let FileGroup { members, active } = self;
         active.clear();
         for m in members.iter_mut() {
             let on = batch.watches.contains(&m.watch);
@@ -349,17 +352,8 @@ impl FileGroup {
             }
         }
         for line in batch.lines() {
-            if let Some(s) = scan.as_ref() {
-                s.scan(line.text, members);
-            }
             for (m, _) in members.iter_mut().zip(active.iter()).filter(|(_, a)| **a) {
-                if m.skips(batch.file, line.end) {
-                    continue;
-                }
-                if scan.is_some() {
-                    m.filter
-                        .process_line_scanned(line.text, &m.hits, &mut m.found);
-                } else {
+                if !m.skips(batch.file, line.end) {
                     m.filter.process_line(line.text, &mut m.found);
                 }
             }
@@ -383,75 +377,6 @@ impl FileGroup {
             }
         }
         true
-    }
-}
-
-/// One literal scan per line for all the filters of a file: the union of
-/// their prefilters' literals in one automaton per case rule (exact,
-/// ASCII-caseless), each hit set in the bits of every filter that has that
-/// literal.
-struct SharedScan {
-    /// [exact, caseless] automata and, per pattern, its owners:
-    /// (member, the literal's index in its prefilter).
-    finders: [Option<(AhoCorasick, Vec<Vec<(usize, u32)>>)>; 2],
-}
-
-impl SharedScan {
-    /// None when one filter is alone (it scans for itself) or no filter
-    /// has literals.
-    fn build(members: &[Member]) -> Option<SharedScan> {
-        if members.len() < 2 {
-            return None;
-        }
-        let mut index: HashMap<(&str, bool), usize> = HashMap::new();
-        let mut texts: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
-        let mut owners: [Vec<Vec<(usize, u32)>>; 2] = [Vec::new(), Vec::new()];
-        for (mi, m) in members.iter().enumerate() {
-            for (li, lit) in m.filter.prefilter().literals().iter().enumerate() {
-                let k = usize::from(lit.caseless);
-                let u = *index
-                    .entry((lit.text.as_str(), lit.caseless))
-                    .or_insert_with(|| {
-                        texts[k].push(&lit.text);
-                        owners[k].push(Vec::new());
-                        texts[k].len() - 1
-                    });
-                owners[k][u].push((mi, li as u32));
-            }
-        }
-        if texts.iter().all(Vec::is_empty) {
-            return None;
-        }
-        let [exact, caseless] = owners;
-        let build = |t: &[&str], caseless: bool, owners: Vec<Vec<(usize, u32)>>| {
-            if t.is_empty() {
-                return Ok(None);
-            }
-            AhoCorasickBuilder::new()
-                .ascii_case_insensitive(caseless)
-                .match_kind(MatchKind::Standard)
-                .build(t)
-                .map(|ac| Some((ac, owners)))
-        };
-        Some(SharedScan {
-            finders: [
-                build(&texts[0], false, exact).ok()?,
-                build(&texts[1], true, caseless).ok()?,
-            ],
-        })
-    }
-
-    fn scan(&self, text: &str, members: &mut [Member]) {
-        for m in members.iter_mut() {
-            m.hits.clear();
-        }
-        for (ac, owners) in self.finders.iter().flatten() {
-            for found in ac.find_overlapping_iter(text.as_bytes()) {
-                for &(mi, li) in &owners[found.pattern().as_usize()] {
-                    members[mi].hits.set(li);
-                }
-            }
-        }
     }
 }
 
