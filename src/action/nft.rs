@@ -497,6 +497,39 @@ struct RuleNow {
     handle: u64,
     chain: String,
     sets: Vec<String>,
+    /// As `nft list chain` shows it.
+    text: String,
+}
+
+/// A rule's text with what nft adds or drops when it lists a rule smoothed
+/// out: braces around a single value, the default reject type, counter values.
+/// Equal results mean the same rule; a difference only costs a replacement.
+fn canonical(rule: &str) -> String {
+    let w: Vec<&str> = rule.split_whitespace().collect();
+    let mut out: Vec<&str> = Vec::with_capacity(w.len());
+    let mut i = 0;
+    while i < w.len() {
+        match &w[i..] {
+            ["{", x, "}", ..] if !x.ends_with(',') => {
+                out.push(x);
+                i += 3;
+            }
+            ["counter", "packets", _, "bytes", _, ..] => {
+                out.push("counter");
+                i += 5;
+            }
+            ["reject", "with", "icmp" | "icmpv6" | "icmpx", "port-unreachable", ..] => {
+                out.push("reject");
+                i += 4;
+            }
+            [x, ..] => {
+                out.push(x);
+                i += 1;
+            }
+            [] => break,
+        }
+    }
+    out.join(" ")
 }
 
 /// The table as `nft -j list table` shows it.
@@ -609,19 +642,35 @@ impl TableNow {
                         .unwrap_or("")
                         .to_string(),
                     sets,
+                    text: String::new(),
                 });
             }
         }
         Ok(t)
     }
 
-    /// Handles of the rules of our chain that use `set`, in chain order.
-    fn rules_on(&self, chain: &str, set: &str) -> Vec<u64> {
+    /// The rules of our chain that use `set`, in chain order.
+    fn rules_on(&self, chain: &str, set: &str) -> Vec<&RuleNow> {
         self.rules
             .iter()
             .filter(|r| r.chain == chain && r.sets.iter().any(|s| s == set))
-            .map(|r| r.handle)
             .collect()
+    }
+
+    /// Fills in the rules' text from `nft -a list chain` output.
+    fn add_rule_texts(&mut self, listing: &str) {
+        let texts: HashMap<u64, &str> = listing
+            .lines()
+            .filter_map(|l| {
+                let (rule, handle) = l.rsplit_once(" # handle ")?;
+                Some((handle.trim().parse().ok()?, rule.trim()))
+            })
+            .collect();
+        for r in &mut self.rules {
+            if let Some(t) = texts.get(&r.handle) {
+                r.text = t.to_string();
+            }
+        }
     }
 }
 
@@ -742,14 +791,22 @@ impl Nft {
             }
             return Err(classify(&out));
         }
-        TableNow::parse(&out.stdout, &self.spec)
-            .map(Some)
-            .map_err(|e| {
-                ActionError::new(
-                    Cause::Refused,
-                    format!("cannot read `nft -j list table`: {e}"),
-                )
-            })
+        let mut t = TableNow::parse(&out.stdout, &self.spec).map_err(|e| {
+            ActionError::new(
+                Cause::Refused,
+                format!("cannot read `nft -j list table`: {e}"),
+            )
+        })?;
+        if t.chain.is_some() {
+            let out = self
+                .nft(&["-a", "list", "chain", tf, table, &self.spec.chain], None)
+                .await?;
+            if !out.success() {
+                return Err(classify(&out));
+            }
+            t.add_rule_texts(&out.stdout);
+        }
+        Ok(Some(t))
     }
 
     /// Rebuilds the banned prefixes from `active`; non-addresses are reported.
@@ -836,8 +893,11 @@ impl Nft {
             let rules_now = t.rules_on(&spec.chain, &s.name);
             let set_now = t.sets.get(&s.name);
             let delete_rules = |tx: &mut Tx| {
-                for h in &rules_now {
-                    tx.push(format!("delete rule {p} {} handle {h}", spec.chain));
+                for now in &rules_now {
+                    tx.push(format!(
+                        "delete rule {p} {} handle {}",
+                        spec.chain, now.handle
+                    ));
                 }
             };
             if !wanted[fam_index(fam)] {
@@ -855,14 +915,19 @@ impl Nft {
                 Some(set) if set.interval && set.addr_type == s.addr_type => {
                     for (i, r) in s.rules.iter().enumerate() {
                         match rules_now.get(i) {
-                            Some(h) => {
-                                tx.push(format!("replace rule {p} {} handle {h} {r}", spec.chain))
-                            }
+                            Some(now) if canonical(&now.text) == canonical(r) => {}
+                            Some(now) => tx.push(format!(
+                                "replace rule {p} {} handle {} {r}",
+                                spec.chain, now.handle
+                            )),
                             None => tx.push(format!("add rule {p} {} {r}", spec.chain)),
                         }
                     }
-                    for h in rules_now.iter().skip(s.rules.len()) {
-                        tx.push(format!("delete rule {p} {} handle {h}", spec.chain));
+                    for now in rules_now.iter().skip(s.rules.len()) {
+                        tx.push(format!(
+                            "delete rule {p} {} handle {}",
+                            spec.chain, now.handle
+                        ));
                     }
                     if set.opaque {
                         tx.push(format!("flush set {p} {}", s.name));
@@ -1077,6 +1142,35 @@ mod tests {
     }
 
     #[test]
+    fn listed_rules_compare_with_configured_ones() {
+        let same = [
+            (
+                "meta l4proto { tcp } ip saddr @s reject",
+                "meta l4proto tcp ip saddr @s reject with icmp port-unreachable",
+            ),
+            (
+                "tcp dport { 143 } ip6 saddr @s6 reject",
+                "tcp dport 143 ip6 saddr @s6 reject with icmpv6 port-unreachable",
+            ),
+            (
+                "tcp dport { 25, 465 } ip saddr @s counter drop",
+                "tcp dport { 25, 465 } ip saddr @s counter packets 3 bytes 180 drop",
+            ),
+        ];
+        for (ours, listed) in same {
+            assert_eq!(canonical(ours), canonical(listed));
+        }
+        assert_ne!(
+            canonical("ip saddr @s drop"),
+            canonical("ip saddr @s reject with icmp port-unreachable")
+        );
+        assert_ne!(
+            canonical("tcp dport { 25, 465 } ip saddr @s drop"),
+            canonical("tcp dport { 25 } ip saddr @s drop")
+        );
+    }
+
+    #[test]
     fn tokens_split_braces() {
         assert_eq!(
             tokens("nft -- add chain inet t c \\{ type filter hook input priority -1 \\; \\}"),
@@ -1122,7 +1216,7 @@ mod tests {
         assert_eq!(s.elems[2], Elem::Other("203.0.113.1-203.0.113.9".into()));
         assert!(!t.sets["addr6-set-x"].interval);
         assert_eq!(t.chain, Some(("filter".into(), "input".into(), -1)));
-        assert_eq!(t.rules_on("f2b-chain", "addr-set-x"), [4]);
+        assert_eq!(t.rules_on("f2b-chain", "addr-set-x")[0].handle, 4);
         assert!(t.rules_on("f2b-chain", "addr6-set-x").is_empty());
     }
 }
