@@ -522,27 +522,13 @@ fn missing_nft_is_loud() {
     });
 }
 
-/// A log writer for one test thread.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Without NET_ADMIN nft is refused: the error names the fix, is logged once
 /// however many bans fail, and the status says bans are not enforced.
 #[test]
 fn without_net_admin_bans_are_not_enforced_and_it_says_so() {
     let pair = Pair::new("nfcap");
     let (_tree, defs) = web_defs("nftables-allports", "");
-    let log = Captured::default();
+    let log = netns::Captured::default();
     let writer = log.clone();
     let server = pair.server.clone();
     netns::in_netns(&server, move || {
@@ -556,11 +542,7 @@ fn without_net_admin_bans_are_not_enforced_and_it_says_so() {
             "cannot drop CAP_NET_ADMIN: {}",
             std::io::Error::last_os_error()
         );
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let _guard = writer.install();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -583,7 +565,7 @@ fn without_net_admin_bans_are_not_enforced_and_it_says_so() {
                 .contains("NET_ADMIN"));
         });
     });
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     let errors: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
     assert_eq!(errors.len(), 1, "{text}");
     assert!(

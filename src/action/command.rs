@@ -5,7 +5,7 @@
 //! `actionrepair` (or stop and start) and one more try, `actionflush` or
 //! unban each, then `actionstop`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::sys::{self, Env};
@@ -64,7 +64,7 @@ pub struct CommandAction {
     on_demand: bool,
     families: Vec<Fam>,
     /// Per family: STARTED, HAS_ITEMS.
-    started: HashMap<Fam, u8>,
+    started: BTreeMap<Fam, u8>,
     /// Commands that ran, per operation and family: the same command is not
     /// run again for the other family.
     executed: HashMap<(Op, Fam), String>,
@@ -94,7 +94,7 @@ impl CommandAction {
             repair_on_unban: opts.get("actionrepair_on_unban").is_some_and(truthy),
             opts,
             timeout,
-            started: HashMap::new(),
+            started: BTreeMap::new(),
             executed: HashMap::new(),
             commands: HashMap::new(),
             env: env.clone(),
@@ -324,9 +324,14 @@ impl CommandAction {
             }
             self.started.insert(fam, STARTED);
         } else {
+            // An action without family values started once for all families:
+            // restart it so (Fail2ban would skip the start as already done).
+            let start_fam = if self.families == [None] { None } else { fam };
             // A failing stop must not keep the start from repairing.
-            let _ = self.stop_family(fam).await;
-            let _ = self.start_family(fam, force_start || !self.on_demand).await;
+            let _ = self.stop_family(start_fam).await;
+            let _ = self
+                .start_family(start_fam, force_start || !self.on_demand)
+                .await;
         }
         if self.started.get(&fam).is_some_and(|v| *v != 0) {
             if let Err(e) = self.run_plain(&check, fam, Op::Check).await {
@@ -389,7 +394,11 @@ impl CommandAction {
         let mut c = self.env.command(&b.program);
         c.args(&b.args);
         match sys::run(c, Some(b.input.into_bytes()), self.timeout).await {
-            Ok(out) if out.success() => true,
+            Ok(out) if out.success() => {
+                tracing::debug!(target: "fail2ban.action",
+                    "[{}] {}: {} x {} in one {}", self.jail, self.name, group.len(), op.key(), b.program);
+                true
+            }
             Ok(out) => {
                 tracing::debug!(target: "fail2ban.action",
                     "[{}] {}: batched {} failed ({}), running commands one by one",
@@ -400,14 +409,14 @@ impl CommandAction {
         }
     }
 
-    /// Tickets by family, in order of first appearance.
+    /// Runs of tickets of one family, in order (commands run in ticket order).
     fn by_family(tickets: &[Ticket]) -> Vec<(Fam, Vec<&Ticket>)> {
         let mut groups: Vec<(Fam, Vec<&Ticket>)> = Vec::new();
         for t in tickets {
             let fam = t.family();
-            match groups.iter_mut().find(|(f, _)| *f == fam) {
-                Some((_, g)) => g.push(t),
-                None => groups.push((fam, vec![t])),
+            match groups.last_mut() {
+                Some((f, g)) if *f == fam => g.push(t),
+                _ => groups.push((fam, vec![t])),
             }
         }
         groups

@@ -225,10 +225,12 @@ pub fn fail2ban_actions(dir: &Path) -> BTreeMap<String, Vec<(String, Vec<(String
             .unwrap()
             .iter()
             .map(|kv| {
-                (
-                    kv[0].as_str().unwrap().to_string(),
-                    kv[1].as_str().unwrap_or("").to_string(),
-                )
+                let v = match &kv[1] {
+                    serde_json::Value::String(s) => s.clone(),
+                    // `norestored = 1` comes out of Fail2ban's reader as True.
+                    other => other.to_string(),
+                };
+                (kv[0].as_str().unwrap().to_string(), v)
             })
             .collect();
         jails
@@ -302,5 +304,36 @@ pub fn server_addr(v6: bool, port: u16) -> SocketAddr {
         SocketAddr::new(IpAddr::V6(SERVER_V6), port)
     } else {
         SocketAddr::new(IpAddr::V4(SERVER_V4), port)
+    }
+}
+
+/// Log lines of the threads that installed it.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Sends the calling thread's log (debug and up) here until the guard drops.
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
