@@ -209,6 +209,16 @@ fn subnets_and_overlapping_bans() {
         acts.unban(tickets(&["192.0.2.0/25"])).await.unwrap();
         assert!(!blocked());
 
+        // Many unbans at once: the set is refilled in the same transaction.
+        let many: Vec<String> = (1..=40).map(|i| format!("203.0.113.{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        acts.ban(tickets(&many)).await.unwrap();
+        acts.unban(tickets(&many[..30])).await.unwrap();
+        let mut left: Vec<String> = many[30..].iter().map(|s| s.to_string()).collect();
+        left.push("198.51.100.9".into());
+        left.sort();
+        assert_eq!(elements("addr-set-web"), left);
+
         // IPv6 /64.
         acts.ban(tickets(&["2001:db8::/64"])).await.unwrap();
         assert_eq!(
