@@ -271,7 +271,7 @@ impl Backend {
             nft::Recognised::Yes(spec) => {
                 let timeout = timeout_of(jail, def, &opts);
                 return (
-                    Backend::Nft(nft::Nft::new(spec, timeout, env)),
+                    Backend::Nft(nft::Nft::new(*spec, timeout, env)),
                     BackendKind::Nftables,
                 );
             }
@@ -440,7 +440,9 @@ impl JailActions {
     /// Starts the actions with the bans still active (from the database):
     /// native firewalls are reconciled with them in one transaction, command
     /// actions run `actionstart` (unless started on demand) and ban each
-    /// (`restored` tickets skip `norestored` actions).
+    /// (`restored` tickets skip `norestored` actions). Call it first: a native
+    /// firewall's first operation reconciles it with the bans it was given,
+    /// so entries of an earlier run that are not in `active` are removed.
     pub async fn start(&self, active: Vec<Ticket>) -> Result<(), ActionsError> {
         self.send(active, Op::Start).await
     }

@@ -42,7 +42,7 @@ pub fn is_nftables_file(file: &str) -> bool {
 
 /// What logban makes of an action.
 pub enum Recognised {
-    Yes(NftSpec),
+    Yes(Box<NftSpec>),
     /// Not (or no longer) the stock nftables action: its commands run instead.
     No(String),
     /// The nftables action, with a setting that cannot work.
@@ -50,7 +50,7 @@ pub enum Recognised {
 }
 
 /// The set and rules of one address family.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct SetSpec {
     name: String,
     addr_type: String,
@@ -258,7 +258,7 @@ impl NftSpec {
         if spec.sets[0].name == spec.sets[1].name {
             return Recognised::No("one set for both address families".into());
         }
-        Recognised::Yes(spec)
+        Recognised::Yes(Box::new(spec))
     }
 
     /// The shared objects and this family's set. Err(Ok) is a setting that
@@ -435,16 +435,6 @@ impl NftSpec {
         ));
         for r in &s.rules {
             tx.push(format!("add rule {p} {} {r}", self.chain));
-        }
-    }
-}
-
-impl Default for SetSpec {
-    fn default() -> SetSpec {
-        SetSpec {
-            name: String::new(),
-            addr_type: String::new(),
-            rules: Vec::new(),
         }
     }
 }
@@ -714,9 +704,12 @@ pub struct Nft {
     env: Env,
     timeout: Duration,
     fams: [FamState; 2],
-    /// The kernel holds what `fams` says; false after a failure until a
-    /// reconciliation succeeds.
+    /// The kernel holds what `fams` says: false until the first
+    /// reconciliation (the first operation reconciles) and after a failure.
     synced: bool,
+    /// The last operation failed: bans are not enforced until a
+    /// reconciliation succeeds.
+    failed: bool,
 }
 
 /// Explains a failed `nft` run, with the fix.
@@ -761,11 +754,12 @@ impl Nft {
                 started: false,
             }),
             synced: false,
+            failed: false,
         }
     }
 
     pub fn healthy(&self) -> bool {
-        self.synced
+        !self.failed
     }
 
     async fn nft(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Result<Output, ActionError> {
@@ -884,6 +878,7 @@ impl Nft {
         }
         .await;
         self.synced = result.is_ok();
+        self.failed = result.is_err();
         if self.synced {
             for f in &mut self.fams {
                 f.started = f.started || !f.banned.is_empty();

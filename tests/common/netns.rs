@@ -182,9 +182,11 @@ pub fn fail2ban_tree(dir: &Path, files: &[(&str, &str)]) {
     }
 }
 
-/// The actions Fail2ban's own reader makes of the tree in `dir`: per jail,
-/// (action name, options) as `fail2ban-client -d` lists them.
-pub fn fail2ban_actions(dir: &Path) -> BTreeMap<String, Vec<(String, Vec<(String, String)>)>> {
+/// An action's name and options as `fail2ban-client -d` lists them.
+pub type DumpedAction = (String, Vec<(String, String)>);
+
+/// The actions Fail2ban's own reader makes of the tree in `dir`, per jail.
+pub fn fail2ban_actions(dir: &Path) -> BTreeMap<String, Vec<DumpedAction>> {
     let out = Command::new("fail2ban-client")
         .arg("-c")
         .arg(dir)
@@ -214,7 +216,7 @@ pub fn fail2ban_actions(dir: &Path) -> BTreeMap<String, Vec<(String, Vec<(String
         py.stdin.take().unwrap().write_all(&out.stdout).unwrap();
     }
     let json = py.wait_with_output().unwrap();
-    let mut jails: BTreeMap<String, Vec<(String, Vec<(String, String)>)>> = BTreeMap::new();
+    let mut jails: BTreeMap<String, Vec<DumpedAction>> = BTreeMap::new();
     for line in String::from_utf8_lossy(&json.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if v[2] != "action" {
