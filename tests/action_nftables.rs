@@ -516,6 +516,7 @@ fn missing_nft_is_loud() {
     let empty = tempfile::tempdir().unwrap();
     let settings = Settings {
         path: Some(empty.path().as_os_str().to_owned()),
+        ..Settings::default()
     };
     block_on_in(&pair.server, move || async move {
         let acts = JailActions::new("web", &defs, &settings);
@@ -529,6 +530,56 @@ fn missing_nft_is_loud() {
             "{msg}"
         );
         assert!(!acts.enforced());
+    });
+}
+
+/// While nft refuses, bans are recorded and the status says they are not
+/// enforced; once nft works again the action catches up on its own.
+#[test]
+fn catches_up_once_nft_works_again() {
+    let pair = Pair::new("nfheal");
+    let dir = tempfile::tempdir().unwrap();
+    let (wrapper, refuse) = (dir.path().join("nft"), dir.path().join("refuse"));
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n[ -e {} ] && {{ echo 'Error: Could not process rule: Operation not permitted' >&2; exit 1; }}\n\
+             exec nft \"$@\"\n",
+            refuse.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(&refuse, "").unwrap();
+    let (_tree, defs) = web_defs(
+        "nftables-allports",
+        &format!("action = nftables-allports[nftables={}]", wrapper.display()),
+    );
+    let settings = Settings {
+        retry_every: std::time::Duration::from_millis(100),
+        ..Settings::default()
+    };
+    block_on_in(&pair.server, move || async move {
+        let acts = JailActions::new("web", &defs, &settings);
+        assert_eq!(acts.status()[0].kind, BackendKind::Nftables);
+        let e = acts.start(tickets(&["192.0.2.2"])).await.unwrap_err();
+        assert_eq!(e.0[0].1.cause, Cause::NoPermission);
+        let e = acts.ban(tickets(&["198.51.100.2"])).await.unwrap_err();
+        assert_eq!(e.0[0].1.cause, Cause::NoPermission);
+        assert!(!acts.enforced());
+        std::fs::remove_file(&refuse).unwrap();
+        for _ in 0..200 {
+            if acts.enforced() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(acts.enforced(), "{:?}", acts.status());
+        assert_eq!(elements("addr-set-web"), ["192.0.2.2", "198.51.100.2"]);
     });
 }
 

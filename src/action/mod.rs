@@ -28,11 +28,25 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ActionDef;
 
-pub use sys::Env as Settings;
 pub use tags::Family;
 
-/// How often an action whose bans are not enforced tries again.
-const RETRY_EVERY: Duration = Duration::from_secs(30);
+/// Settings shared by the actions of all jails.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// PATH for the programs actions run (`nft`, `sh`, ...); None: logban's own.
+    pub path: Option<std::ffi::OsString>,
+    /// How often an action whose bans are not enforced tries again.
+    pub retry_every: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            path: None,
+            retry_every: Duration::from_secs(30),
+        }
+    }
+}
 
 /// At most this many tickets are merged from queued requests into one batch.
 const MAX_MERGED: usize = 200_000;
@@ -403,7 +417,10 @@ impl JailActions {
                     .iter()
                     .any(|t| opts.mentions(t));
                 let norestored = opts.get("norestored").is_some_and(truthy);
-                let (backend, kind) = Backend::build(jail, def, settings);
+                let env = sys::Env {
+                    path: settings.path.clone(),
+                };
+                let (backend, kind) = Backend::build(jail, def, &env);
                 let shared = Arc::new(Shared {
                     jail: jail.to_string(),
                     status: Mutex::new(ActionStatus {
@@ -418,7 +435,7 @@ impl JailActions {
                     logged: Mutex::new(HashSet::new()),
                 });
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(work(backend, rx, shared.clone()));
+                tokio::spawn(work(backend, rx, shared.clone(), settings.retry_every));
                 Worker {
                     tx,
                     shared,
@@ -620,7 +637,12 @@ fn truthy(v: &str) -> bool {
 
 /// An action's task: runs requests in order, merging consecutive bans (or
 /// unbans) that queued up into one batch, and retries what failed.
-async fn work(mut backend: Backend, mut rx: mpsc::UnboundedReceiver<Request>, shared: Arc<Shared>) {
+async fn work(
+    mut backend: Backend,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+    shared: Arc<Shared>,
+    retry_every: Duration,
+) {
     let mut held: Option<Request> = None;
     loop {
         let req = match held.take() {
@@ -636,7 +658,7 @@ async fn work(mut backend: Backend, mut rx: mpsc::UnboundedReceiver<Request>, sh
                     Some(r) => r,
                     None => return,
                 },
-                _ = tokio::time::sleep(RETRY_EVERY) => {
+                _ = tokio::time::sleep(retry_every) => {
                     let outcome = backend.run(&Op::Retry).await;
                     shared.record(&outcome, backend.healthy());
                     continue;
