@@ -356,3 +356,51 @@ fn hosts_deny_written_as_fail2ban_does_once_per_line() {
         ["# local rules", "sshd: 203.0.113.200", "ALL: 192.0.2.3"]
     );
 }
+
+/// Fail2ban's own mail action, its `<matches>` inside a double-quoted
+/// `printf` with backquotes around it, given hostile log lines: the mail
+/// carries them as text and nothing runs.
+#[test]
+fn stock_mail_action_carries_hostile_matches_as_text() {
+    let pair = netns::Pair::new("mail");
+    let dir = tempfile::tempdir().unwrap();
+    let (mail, pwn) = (dir.path().join("mail"), dir.path().join("pwn"));
+    let (_tree, defs) = defs(
+        &format!(
+            "sendmail-whois-matches[mailcmd=\"cat >> {}\"]",
+            mail.display()
+        ),
+        &[],
+        &["sendmail-whois-matches"],
+    );
+    let hostile = vec![
+        format!(
+            "Failed password for $(touch {}) from 192.0.2.9",
+            pwn.display()
+        ),
+        format!(
+            "Failed password for `touch {}`\" '; touch {} #",
+            pwn.display(),
+            pwn.display()
+        ),
+    ];
+    let expect = hostile.clone();
+    // No route out of the namespace: whois fails at once.
+    netns::block_on_in(&pair.server, move || async move {
+        let acts = JailActions::new("t", &defs, &Settings::default());
+        acts.start(vec![]).await.unwrap();
+        let mut t = Ticket::new("192.0.2.9");
+        t.failures = 2;
+        t.matches = hostile;
+        acts.ban(vec![t]).await.unwrap();
+    });
+    assert!(!pwn.exists(), "command injection through <matches>");
+    let text = std::fs::read_to_string(&mail).unwrap();
+    assert!(
+        text.contains("Subject: [Fail2Ban] t: banned 192.0.2.9"),
+        "{text}"
+    );
+    for line in expect {
+        assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+    }
+}
