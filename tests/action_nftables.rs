@@ -634,3 +634,23 @@ fn without_net_admin_bans_are_not_enforced_and_it_says_so() {
         "{text}"
     );
 }
+
+/// A port that /etc/services does not know is a configuration error that the
+/// status shows, not a silent non-ban.
+#[test]
+fn unknown_port_name_is_reported() {
+    let (_tree, defs) = web_defs("nftables-multiport", "port = smtp,no-such-port");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let acts = JailActions::new("web", &defs, &Settings::default());
+            let status = &acts.status()[0];
+            assert_eq!(status.kind, BackendKind::Nftables);
+            assert!(!status.enforced);
+            let e = acts.ban(tickets(&["192.0.2.2"])).await.unwrap_err();
+            assert_eq!(e.0[0].1.cause, Cause::Config);
+            assert!(e.0[0].1.message.contains("\"no-such-port\""), "{e}");
+        });
+}

@@ -1201,27 +1201,153 @@ mod tests {
         );
     }
 
-    #[test]
-    fn listing_parses() {
-        let spec = NftSpec {
+    fn spec() -> NftSpec {
+        NftSpec {
             nft: vec!["nft".into()],
             table_family: "inet".into(),
             table: "f2b-table".into(),
             chain: "f2b-chain".into(),
-            chain_def: String::new(),
+            chain_def: "type filter hook input priority -1 ;".into(),
             sets: [
                 SetSpec {
                     name: "addr-set-x".into(),
                     addr_type: "ipv4_addr".into(),
-                    rules: vec![],
+                    rules: vec!["ip saddr @addr-set-x reject".into()],
                 },
                 SetSpec {
                     name: "addr6-set-x".into(),
                     addr_type: "ipv6_addr".into(),
-                    rules: vec![],
+                    rules: vec!["ip6 saddr @addr6-set-x reject".into()],
                 },
             ],
+        }
+    }
+
+    fn table(v4_elems: &[String], rules: &[(u64, &str, &str)]) -> TableNow {
+        let mut t = TableNow {
+            chain: Some(("filter".into(), "input".into(), -1)),
+            ..TableNow::default()
         };
+        for (name, ty) in [("addr-set-x", "ipv4_addr"), ("addr6-set-x", "ipv6_addr")] {
+            let elems = if ty == "ipv4_addr" {
+                v4_elems
+                    .iter()
+                    .map(|e| Elem::Prefix(Prefix::from_net(&prefix::parse_target(e).unwrap())))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let set = SetNow {
+                addr_type: ty.into(),
+                interval: true,
+                elems,
+                opaque: false,
+            };
+            t.sets.insert(name.into(), set);
+        }
+        for (handle, set, text) in rules {
+            t.rules.push(RuleNow {
+                handle: *handle,
+                chain: "f2b-chain".into(),
+                sets: vec![set.to_string()],
+                text: text.to_string(),
+            });
+        }
+        t
+    }
+
+    fn nft_with(bans: &[&str]) -> Nft {
+        let mut n = Nft::new(spec(), Duration::from_secs(1), &Env::default());
+        let active: Vec<Ticket> = bans.iter().map(|b| Ticket::new(*b)).collect();
+        n.load(&active).unwrap();
+        n
+    }
+
+    #[test]
+    fn plan_touches_only_what_differs() {
+        let n = nft_with(&["192.0.2.1", "192.0.2.2"]);
+        let now = table(
+            &["192.0.2.1".into(), "203.0.113.7".into()],
+            &[
+                (
+                    4,
+                    "addr-set-x",
+                    "ip saddr @addr-set-x reject with icmp port-unreachable",
+                ),
+                (5, "addr-set-x", "ip saddr @addr-set-x drop"),
+                (
+                    6,
+                    "addr6-set-x",
+                    "ip6 saddr @addr6-set-x reject with icmpv6 port-unreachable",
+                ),
+            ],
+        );
+        assert_eq!(
+            n.plan(Some(&now)).lines,
+            [
+                "delete rule inet f2b-table f2b-chain handle 5",
+                "delete element inet f2b-table addr-set-x { 203.0.113.7 }",
+                "add element inet f2b-table addr-set-x { 192.0.2.2 }",
+                "delete rule inet f2b-table f2b-chain handle 6",
+                "delete set inet f2b-table addr6-set-x",
+            ]
+        );
+        // In line: nothing to do.
+        let now = table(
+            &["192.0.2.1".into(), "192.0.2.2".into()],
+            &[(
+                4,
+                "addr-set-x",
+                "ip saddr @addr-set-x reject with icmp port-unreachable",
+            )],
+        );
+        let mut now = now;
+        now.sets.remove("addr6-set-x");
+        assert!(n.plan(Some(&now)).is_empty());
+    }
+
+    #[test]
+    fn plan_refills_instead_of_many_deletions_and_builds_from_nothing() {
+        let n = nft_with(&["192.0.2.1"]);
+        let stale: Vec<String> = (1..=20).map(|i| format!("198.51.100.{i}")).collect();
+        let now = table(&stale, &[(4, "addr-set-x", "ip saddr @addr-set-x drop")]);
+        let lines = n.plan(Some(&now)).lines;
+        assert_eq!(
+            lines[0],
+            "replace rule inet f2b-table f2b-chain handle 4 ip saddr @addr-set-x reject"
+        );
+        assert_eq!(lines[1], "flush set inet f2b-table addr-set-x");
+        assert_eq!(
+            lines[2],
+            "add element inet f2b-table addr-set-x { 192.0.2.1 }"
+        );
+        assert_eq!(
+            n.plan(None).lines,
+            [
+                "add table inet f2b-table",
+                "add chain inet f2b-table f2b-chain { type filter hook input priority -1 ; }",
+                "add set inet f2b-table addr-set-x { type ipv4_addr; flags interval; }",
+                "add rule inet f2b-table f2b-chain ip saddr @addr-set-x reject",
+                "add element inet f2b-table addr-set-x { 192.0.2.1 }",
+            ]
+        );
+        // No bans left anywhere: the table goes.
+        let empty = nft_with(&[]);
+        let now = table(&[], &[(4, "addr-set-x", "ip saddr @addr-set-x reject")]);
+        assert_eq!(
+            empty.plan(Some(&now)).lines,
+            [
+                "delete rule inet f2b-table f2b-chain handle 4",
+                "delete set inet f2b-table addr-set-x",
+                "delete set inet f2b-table addr6-set-x",
+                "delete table inet f2b-table",
+            ]
+        );
+    }
+
+    #[test]
+    fn listing_parses() {
+        let spec = spec();
         let text = r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "inet", "name": "f2b-table"}},
           {"set": {"name": "addr-set-x", "type": "ipv4_addr", "flags": ["interval"],
                    "elem": ["192.0.2.5", {"prefix": {"addr": "198.51.100.0", "len": 24}},
