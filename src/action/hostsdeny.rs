@@ -12,6 +12,9 @@ use super::tags::{self, Family, Options};
 use super::{ActionError, Cause, Outcome, Ticket};
 use crate::config::ActionDef;
 
+/// Jails sharing the file must not interleave a rewrite with an append.
+static FILE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub struct HostsDeny {
     file: PathBuf,
     /// The line per family, with `<ip>` where the address goes.
@@ -118,6 +121,7 @@ impl HostsDeny {
     }
 
     fn append(&self, lines: &[String]) -> Outcome {
+        let _guard = FILE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let text = self.read()?;
         let mut have: HashSet<&str> = text.lines().collect();
         let mut out = String::new();
@@ -150,6 +154,7 @@ impl HostsDeny {
         if gone.is_empty() {
             return Ok(());
         }
+        let _guard = FILE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let text = self.read()?;
         let mut out = String::with_capacity(text.len());
         let mut removed = false;
