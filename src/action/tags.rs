@@ -50,6 +50,8 @@ pub enum TagError {
         "tag <{0}> carries log text into a quoted here-document, where it cannot be passed as data"
     )]
     QuotedHeredoc(String),
+    #[error("tag <{0}> carries log text into an arithmetic expansion, where the shell may run it")]
+    Arithmetic(String),
 }
 
 /// The options of one action as a lookup table (the last value of a key wins).
@@ -206,8 +208,11 @@ pub struct Script {
 enum Ctx {
     /// Outside quotes: top level, `$( )`, backquotes, `${ }`.
     Plain,
-    /// Inside `$( )`: counts parentheses to find its end.
-    Subst(u32),
+    /// Inside `$( )` or `$(( ))`: counts parentheses to find its end.
+    Subst {
+        depth: u32,
+        arith: bool,
+    },
     Backquote,
     Brace,
     Single,
@@ -290,9 +295,9 @@ impl Scanner {
                     self.stack.pop();
                     1
                 }
-                _ => self.expansion(c, next),
+                _ => self.expansion(c, next, s.get(i + 2).copied()),
             },
-            Ctx::Plain | Ctx::Subst(_) | Ctx::Backquote | Ctx::Brace => match c {
+            Ctx::Plain | Ctx::Subst { .. } | Ctx::Backquote | Ctx::Brace => match c {
                 b'\\' => 1 + usize::from(next.is_some()),
                 b'\'' => {
                     self.stack.push(Ctx::Single);
@@ -307,17 +312,17 @@ impl Scanner {
                     1
                 }
                 b'(' => {
-                    if let Some(Ctx::Subst(n)) = self.stack.last_mut() {
-                        *n += 1;
+                    if let Some(Ctx::Subst { depth, .. }) = self.stack.last_mut() {
+                        *depth += 1;
                     }
                     1
                 }
                 b')' => {
                     match self.stack.last_mut() {
-                        Some(Ctx::Subst(0)) => {
+                        Some(Ctx::Subst { depth: 0, .. }) => {
                             self.stack.pop();
                         }
-                        Some(Ctx::Subst(n)) => *n -= 1,
+                        Some(Ctx::Subst { depth, .. }) => *depth -= 1,
                         _ => {}
                     }
                     1
@@ -333,16 +338,34 @@ impl Scanner {
                     self.newline();
                     1
                 }
-                _ => self.expansion(c, next),
+                _ => self.expansion(c, next, s.get(i + 2).copied()),
             },
         }
     }
 
-    /// `$(`, `${`, backquotes: where they open or close a context.
-    fn expansion(&mut self, c: u8, next: Option<u8>) -> usize {
+    /// Whether the position is inside an arithmetic expansion, where bash
+    /// evaluates expanded text (array subscripts run commands).
+    fn in_arith(&self) -> bool {
+        self.stack
+            .iter()
+            .any(|c| matches!(c, Ctx::Subst { arith: true, .. }))
+    }
+
+    /// `$(`, `$((`, `${`, backquotes: where they open or close a context.
+    fn expansion(&mut self, c: u8, next: Option<u8>, after: Option<u8>) -> usize {
         match (c, next) {
+            (b'$', Some(b'(')) if after == Some(b'(') => {
+                self.stack.push(Ctx::Subst {
+                    depth: 1,
+                    arith: true,
+                });
+                3
+            }
             (b'$', Some(b'(')) => {
-                self.stack.push(Ctx::Subst(0));
+                self.stack.push(Ctx::Subst {
+                    depth: 0,
+                    arith: false,
+                });
                 2
             }
             (b'$', Some(b'{')) => {
@@ -476,6 +499,9 @@ pub fn substitute_ticket(
                                     v
                                 }
                             };
+                            if scanner.in_arith() {
+                                return Err(TagError::Arithmetic(name.to_string()));
+                            }
                             let r = match scanner.ctx() {
                                 Ctx::Double | Ctx::Heredoc { quoted: false } | Ctx::Comment => {
                                     format!("${{{var}}}")
@@ -484,7 +510,7 @@ pub fn substitute_ticket(
                                 Ctx::Heredoc { quoted: true } => {
                                     return Err(TagError::QuotedHeredoc(name.to_string()))
                                 }
-                                Ctx::Plain | Ctx::Subst(_) | Ctx::Backquote | Ctx::Brace => {
+                                Ctx::Plain | Ctx::Subst { .. } | Ctx::Backquote | Ctx::Brace => {
                                     format!("\"${{{var}}}\"")
                                 }
                             };
@@ -603,6 +629,19 @@ mod tests {
         );
         let s = render("# it's <matches>\necho <matches>");
         assert_eq!(s.text, "# it's ${f2bV_matches}\necho \"${f2bV_matches}\"");
+    }
+
+    #[test]
+    fn arithmetic_refuses_log_text() {
+        let s = render("echo $(( <ip> + 1 )) $(( (2) * 3 )) <matches>");
+        assert_eq!(
+            s.text,
+            "echo $(( 192.0.2.1 + 1 )) $(( (2) * 3 )) \"${f2bV_matches}\""
+        );
+        let e = substitute_ticket("echo $(( 1 + $(echo <matches>) ))", &mut |_| {
+            Some(Value::Data("a[$(id)]".into()))
+        });
+        assert_eq!(e, Err(TagError::Arithmetic("matches".into())));
     }
 
     #[test]
