@@ -14,7 +14,7 @@ mod batch;
 mod command;
 mod hostsdeny;
 mod nft;
-pub mod prefix;
+mod prefix;
 mod sys;
 pub mod tags;
 
@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ActionDef;
 
+pub use prefix::parse_target;
 pub use tags::Family;
 
 /// Settings shared by the actions of all jails.
