@@ -165,7 +165,9 @@ pub(crate) fn pton6(s: &[u8]) -> Option<u128> {
 /// groups becomes `::`; `::a.b.c.d` and `::ffff:a.b.c.d` keep the dotted tail.
 pub(crate) fn ntop6(addr: u128) -> String {
     let b = addr.to_be_bytes();
-    let words: Vec<u16> = (0..8).map(|i| u16::from_be_bytes([b[2 * i], b[2 * i + 1]])).collect();
+    let words: Vec<u16> = (0..8)
+        .map(|i| u16::from_be_bytes([b[2 * i], b[2 * i + 1]]))
+        .collect();
     let (mut best, mut cur): ((isize, usize), (isize, usize)) = ((-1, 0), (-1, 0));
     for (i, &w) in words.iter().enumerate() {
         if w == 0 {
@@ -188,7 +190,8 @@ pub(crate) fn ntop6(addr: u128) -> String {
         best.0 = -1;
     }
     let mut out = String::with_capacity(40);
-    let in_best = |i: usize| best.0 != -1 && i as isize >= best.0 && (i as isize) < best.0 + best.1 as isize;
+    let in_best =
+        |i: usize| best.0 != -1 && i as isize >= best.0 && (i as isize) < best.0 + best.1 as isize;
     for i in 0..8 {
         if in_best(i) {
             if i as isize == best.0 {
@@ -228,7 +231,12 @@ pub(crate) fn py_int(text: &str) -> Option<i128> {
     let mut v: i128 = 0;
     for &c in b {
         match c {
-            b'0'..=b'9' => v = v.saturating_mul(10).saturating_add((c - b'0') as i128).min(1 << 64),
+            b'0'..=b'9' => {
+                v = v
+                    .saturating_mul(10)
+                    .saturating_add((c - b'0') as i128)
+                    .min(1 << 64)
+            }
             b'_' => {}
             _ => return None,
         }
@@ -264,7 +272,11 @@ fn mask(bits: u32, addr: u128, cidr: i128) -> u128 {
     if cidr >= bits as i128 {
         return addr;
     }
-    let all: u128 = if bits == 32 { u32::MAX as u128 } else { u128::MAX };
+    let all: u128 = if bits == 32 {
+        u32::MAX as u128
+    } else {
+        u128::MAX
+    };
     let keep = all & !(all >> cidr as u32);
     addr & keep
 }
@@ -280,7 +292,12 @@ impl Id {
     }
 
     fn init(text: &str, cidr: i128) -> Result<Id, IdError> {
-        let mut id = Id { family: Family::Invalid, addr: 0, plen: 0, raw: text.to_string() };
+        let mut id = Id {
+            family: Family::Invalid,
+            addr: 0,
+            plen: 0,
+            raw: text.to_string(),
+        };
         if cidr == CIDR_RAW {
             id.family = Family::Raw;
             return Ok(id);
@@ -365,15 +382,28 @@ impl Id {
 /// Strips `[..]` and splits a `/cidr` or `/mask` suffix, as Fail2ban does
 /// before parsing an id.
 fn wrap(text: &str) -> Result<(&str, i128), IdError> {
-    let text = if text.len() > 2 && text.starts_with('[') && text.ends_with(']') { &text[1..text.len() - 1] } else { text };
+    let text = if text.len() > 2 && text.starts_with('[') && text.ends_with(']') {
+        &text[1..text.len() - 1]
+    } else {
+        text
+    };
     let Some((addr, suffix)) = text.split_once('/') else {
         return Ok((text, CIDR_UNSPEC));
     };
     let cidr = if suffix.contains('.') || suffix.contains(':') {
         let m = Id::new(suffix, CIDR_UNSPEC)?;
-        mask_plen(m.addr).ok_or_else(|| IdError(format!("invalid mask '{}', no plen representation", m.text())))?
+        mask_plen(m.addr).ok_or_else(|| {
+            IdError(format!(
+                "invalid mask '{}', no plen representation",
+                m.text()
+            ))
+        })?
     } else {
-        py_int(suffix).ok_or_else(|| IdError(format!("invalid literal for int() with base 10: '{suffix}'")))?
+        py_int(suffix).ok_or_else(|| {
+            IdError(format!(
+                "invalid literal for int() with base 10: '{suffix}'"
+            ))
+        })?
     };
     Ok((addr, cidr))
 }
@@ -395,7 +425,15 @@ mod tests {
     #[test]
     fn ipv4_parsing_follows_glibc() {
         assert_eq!(pton4(b"192.0.2.1"), Some(0xc000_0201));
-        for bad in ["01.2.3.4", "1.2.3", "1.2.3.4.", "256.1.1.1", "1..2.3", "1.2.3.4 ", ""] {
+        for bad in [
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.",
+            "256.1.1.1",
+            "1..2.3",
+            "1.2.3.4 ",
+            "",
+        ] {
             assert_eq!(pton4(bad.as_bytes()), None, "{bad}");
         }
     }
@@ -415,7 +453,16 @@ mod tests {
         ] {
             assert_eq!(ntop6(pton6(input.as_bytes()).unwrap()), shown, "{input}");
         }
-        for bad in [":1::", "1:::2", "1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7:8::", ":", "1:"] {
+        for bad in [
+            ":1::",
+            "1:::2",
+            "1::2::3",
+            "12345::",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7:8::",
+            ":",
+            "1:",
+        ] {
             assert_eq!(pton6(bad.as_bytes()), None, "{bad}");
         }
     }
@@ -438,6 +485,9 @@ mod tests {
         assert!(Id::new("1.2.3.4/255.0.255.0", CIDR_UNSPEC).is_err());
         assert!(Id::new("a\0b", CIDR_UNSPEC).is_err());
         let net = Id::new("192.0.2.7/24", CIDR_UNSPEC).unwrap();
-        assert_eq!((net.ip(), net.prefix_len()), (Some("192.0.2.0".parse().unwrap()), Some(24)));
+        assert_eq!(
+            (net.ip(), net.prefix_len()),
+            (Some("192.0.2.0".parse().unwrap()), Some(24))
+        );
     }
 }

@@ -35,14 +35,22 @@ pub(crate) type Groups = Vec<(Arc<str>, Option<String>)>;
 impl Compiled {
     /// Compiles `raw` (a filter option value). `multiline` is Fail2ban's flag
     /// for failregexes of a filter with `maxlines > 1`.
-    pub(crate) fn new(raw: &str, usedns: UseDns, multiline: bool, lits: &mut Interner) -> Result<Compiled, String> {
+    pub(crate) fn new(
+        raw: &str,
+        usedns: UseDns,
+        multiline: bool,
+        lits: &mut Interner,
+    ) -> Result<Compiled, String> {
         let expanded = tags::expand(raw, usedns);
         if expanded.trim_start().is_empty() {
             return Err("Cannot add empty regex".into());
         }
         let text = tags::scope_inline_flags(&expanded);
-        let fail = |e: &dyn std::fmt::Display| format!("Unable to compile regular expression '{text}':\n{e}");
-        let parsed = pyre::parse(&text, if multiline { FLAG_M } else { 0 }).map_err(|e| fail(&e))?;
+        let fail = |e: &dyn std::fmt::Display| {
+            format!("Unable to compile regular expression '{text}':\n{e}")
+        };
+        let parsed =
+            pyre::parse(&text, if multiline { FLAG_M } else { 0 }).map_err(|e| fail(&e))?;
         let flags = Flags {
             caseless: parsed.flags & FLAG_I != 0,
             multiline: parsed.flags & FLAG_M != 0,
@@ -51,7 +59,11 @@ impl Compiled {
         };
         let re = Regex::new(&pyre::to_pcre2(&parsed), flags).map_err(|e| fail(&e))?;
         let cond = required(&parsed.node, lits);
-        let names: Vec<(usize, Arc<str>)> = re.names().iter().map(|(i, n)| (*i, Arc::from(&**n))).collect();
+        let names: Vec<(usize, Arc<str>)> = re
+            .names()
+            .iter()
+            .map(|(i, n)| (*i, Arc::from(&**n)))
+            .collect();
         let (mut alt, mut tuple) = (Vec::new(), Vec::new());
         for (_, k) in &names {
             if k.len() <= "alt_".len() {
@@ -69,7 +81,15 @@ impl Compiled {
         while let Some(i) = re.group_index(&format!("skiplines{}", skiplines.len())) {
             skiplines.push(i);
         }
-        Ok(Compiled { text, re, cond, names, alt, tuple, skiplines })
+        Ok(Compiled {
+            text,
+            re,
+            cond,
+            names,
+            alt,
+            tuple,
+            skiplines,
+        })
     }
 
     pub(crate) fn has_group(&self, name: &str) -> bool {
@@ -83,9 +103,16 @@ impl Compiled {
 
     /// Fail2ban's `getGroups`: every named group (None when it did not take
     /// part), then `alt_` and `tuple_` merging.
-    pub(crate) fn groups(&self, text: &str, span: impl Fn(usize) -> Option<(usize, usize)>) -> Groups {
-        let mut g: Groups =
-            self.names.iter().map(|(i, n)| (n.clone(), span(*i).map(|(s, e)| text[s..e].to_string()))).collect();
+    pub(crate) fn groups(
+        &self,
+        text: &str,
+        span: impl Fn(usize) -> Option<(usize, usize)>,
+    ) -> Groups {
+        let mut g: Groups = self
+            .names
+            .iter()
+            .map(|(i, n)| (n.clone(), span(*i).map(|(s, e)| text[s..e].to_string())))
+            .collect();
         for (k, n) in &self.alt {
             let v = get(&g, k).filter(|v| !v.is_empty()).map(str::to_string);
             if let Some(v) = v {
@@ -101,7 +128,12 @@ impl Compiled {
             }
             done.push(n);
             let mut items = vec![get(&g, n).map(str::to_string)];
-            items.extend(self.tuple.iter().filter(|(_, t)| t == n).map(|(k, _)| get(&g, k).map(str::to_string)));
+            items.extend(
+                self.tuple
+                    .iter()
+                    .filter(|(_, t)| t == n)
+                    .map(|(k, _)| get(&g, k).map(str::to_string)),
+            );
             set(&mut g, n, Some(py_tuple(&items)));
         }
         g
@@ -109,7 +141,11 @@ impl Compiled {
 
     /// The text of the `<SKIPLINES>` groups, split into lines as Python's
     /// `str.splitlines` does.
-    pub(crate) fn skipped_lines(&self, text: &str, span: impl Fn(usize) -> Option<(usize, usize)>) -> Vec<String> {
+    pub(crate) fn skipped_lines(
+        &self,
+        text: &str,
+        span: impl Fn(usize) -> Option<(usize, usize)>,
+    ) -> Vec<String> {
         let mut all = String::new();
         for &i in &self.skiplines {
             if let Some((s, e)) = span(i) {
@@ -123,14 +159,18 @@ impl Compiled {
 /// `alt_user_1` -> `user`, `tuple_id` -> `fid`.
 fn complex_target(rest: &str) -> Arc<str> {
     let base = match rest.rfind('_') {
-        Some(p) if p + 1 < rest.len() && rest[p + 1..].bytes().all(|b| b.is_ascii_digit()) => &rest[..p],
+        Some(p) if p + 1 < rest.len() && rest[p + 1..].bytes().all(|b| b.is_ascii_digit()) => {
+            &rest[..p]
+        }
         _ => rest,
     };
     tags::group_name(base).into()
 }
 
 pub(crate) fn get<'a>(g: &'a Groups, name: &str) -> Option<&'a str> {
-    g.iter().find(|(n, _)| &**n == name).and_then(|(_, v)| v.as_deref())
+    g.iter()
+        .find(|(n, _)| &**n == name)
+        .and_then(|(_, v)| v.as_deref())
 }
 
 pub(crate) fn set(g: &mut Groups, name: &str, v: Option<String>) {
@@ -165,7 +205,11 @@ fn py_tuple(items: &[Option<String>]) -> String {
 }
 
 fn py_repr(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -197,9 +241,8 @@ pub(crate) fn splitlines(s: &str) -> Vec<String> {
                 }
                 out.push(std::mem::take(&mut cur));
             }
-            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
-                out.push(std::mem::take(&mut cur))
-            }
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}'
+            | '\u{2029}' => out.push(std::mem::take(&mut cur)),
             c => cur.push(c),
         }
     }
@@ -210,7 +253,12 @@ pub(crate) fn splitlines(s: &str) -> Vec<String> {
 }
 
 /// Runs `re` over `text`, reporting PCRE2 limit hits through `on_limit`.
-pub(crate) fn search(re: &Compiled, text: &str, scratch: &mut Scratch, on_limit: &mut dyn FnMut(&Compiled)) -> bool {
+pub(crate) fn search(
+    re: &Compiled,
+    text: &str,
+    scratch: &mut Scratch,
+    on_limit: &mut dyn FnMut(&Compiled),
+) -> bool {
     match re.re.find(text, scratch) {
         Ok(m) => m,
         Err(_) => {
@@ -234,9 +282,15 @@ mod tests {
 
     #[test]
     fn python_splitlines_and_repr() {
-        assert_eq!(splitlines("a\nb\r\nc\rd\x0be\u{2028}"), ["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            splitlines("a\nb\r\nc\rd\x0be\u{2028}"),
+            ["a", "b", "c", "d", "e"]
+        );
         assert_eq!(splitlines(""), Vec::<String>::new());
-        assert_eq!(py_tuple(&[Some("a".into()), None, Some("it's".into())]), r#"('a', None, "it's")"#);
+        assert_eq!(
+            py_tuple(&[Some("a".into()), None, Some("it's".into())]),
+            r#"('a', None, "it's")"#
+        );
     }
 
     #[test]
@@ -260,9 +314,18 @@ mod tests {
     #[test]
     fn compile_errors_read_like_fail2ban() {
         let mut lits = Interner::default();
-        assert_eq!(Compiled::new("  ", UseDns::Warn, false, &mut lits).unwrap_err(), "Cannot add empty regex");
+        assert_eq!(
+            Compiled::new("  ", UseDns::Warn, false, &mut lits).unwrap_err(),
+            "Cannot add empty regex"
+        );
         let e = Compiled::new("a(<HOST>", UseDns::No, false, &mut lits).unwrap_err();
-        assert!(e.starts_with("Unable to compile regular expression 'a(\\[?"), "{e}");
-        assert!(e.ends_with("missing ), unterminated subpattern at position 1"), "{e}");
+        assert!(
+            e.starts_with("Unable to compile regular expression 'a(\\[?"),
+            "{e}"
+        );
+        assert!(
+            e.ends_with("missing ), unterminated subpattern at position 1"),
+            "{e}"
+        );
     }
 }

@@ -68,6 +68,9 @@ pub struct StaticResolver {
 
 impl Resolver for StaticResolver {
     fn resolve(&self, name: &str) -> Vec<IpAddr> {
-        self.names.get(name).map(|v| v.iter().copied().map(fold).collect()).unwrap_or_default()
+        self.names
+            .get(name)
+            .map(|v| v.iter().copied().map(fold).collect())
+            .unwrap_or_default()
     }
 }

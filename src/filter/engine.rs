@@ -288,7 +288,13 @@ impl LimitWarn {
 }
 
 /// Runs `re` over `text`; a limit hit counts as no match and is reported.
-fn find(re: &Compiled, text: &str, scratch: &mut Scratch, limit: &mut LimitWarn, filter: &str) -> bool {
+fn find(
+    re: &Compiled,
+    text: &str,
+    scratch: &mut Scratch,
+    limit: &mut LimitWarn,
+    filter: &str,
+) -> bool {
     search(re, text, scratch, &mut |re| limit.hit(filter, re))
 }
 
@@ -350,25 +356,37 @@ impl Filter {
     /// id, is an error naming the filter and the regex.
     pub fn new(def: &FilterDef, opts: FilterOptions) -> Result<Filter, FilterError> {
         let name = def.name.clone();
-        let err = |what: &str, i: usize, e: String| FilterError(format!("filter '{name}': {what} #{i}: {e}"));
+        let err = |what: &str, i: usize, e: String| {
+            FilterError(format!("filter '{name}': {what} #{i}: {e}"))
+        };
         let usedns = opts.usedns.unwrap_or(def.usedns);
         let maxlines = opts.maxlines.unwrap_or(def.maxlines).max(1);
         let mut lits = Interner::default();
         let prefregex = match def.prefregex.as_deref().filter(|p| !p.is_empty()) {
-            Some(p) => Some(Compiled::new(p, usedns, false, &mut lits).map_err(|e| err("prefregex", 1, e))?),
+            Some(p) => Some(
+                Compiled::new(p, usedns, false, &mut lits).map_err(|e| err("prefregex", 1, e))?,
+            ),
             None => None,
         };
         let mut failregex = Vec::with_capacity(def.failregex.len());
         for (i, r) in def.failregex.iter().enumerate() {
-            let c = Compiled::new(r, usedns, maxlines > 1, &mut lits).map_err(|e| err("failregex", i + 1, e))?;
+            let c = Compiled::new(r, usedns, maxlines > 1, &mut lits)
+                .map_err(|e| err("failregex", i + 1, e))?;
             if !c.has_id_group() && !prefregex.as_ref().is_some_and(Compiled::has_id_group) {
-                return Err(err("failregex", i + 1, format!("No failure-id group in '{}'", c.text)));
+                return Err(err(
+                    "failregex",
+                    i + 1,
+                    format!("No failure-id group in '{}'", c.text),
+                ));
             }
             failregex.push(c);
         }
         let mut ignoreregex = Vec::with_capacity(def.ignoreregex.len());
         for (i, r) in def.ignoreregex.iter().enumerate() {
-            ignoreregex.push(Compiled::new(r, usedns, false, &mut lits).map_err(|e| err("ignoreregex", i + 1, e))?);
+            ignoreregex.push(
+                Compiled::new(r, usedns, false, &mut lits)
+                    .map_err(|e| err("ignoreregex", i + 1, e))?,
+            );
         }
         let dates = DateDetector::new(def.datepattern.as_deref(), opts.logtimezone.as_deref())
             .map_err(|e| FilterError(format!("filter '{name}': datepattern: {e}")))?;
@@ -383,7 +401,11 @@ impl Filter {
             None => fail_gate.clone(),
         };
         if ignore_first {
-            gate = Cond::or(std::iter::once(gate).chain(ignoreregex.iter().map(|r| r.cond.clone())).collect());
+            gate = Cond::or(
+                std::iter::once(gate)
+                    .chain(ignoreregex.iter().map(|r| r.cond.clone()))
+                    .collect(),
+            );
         }
         let prefilter = Prefilter::new(lits);
         let window = prefilter.hits();
@@ -465,6 +487,11 @@ impl Filter {
         self.st.in_operation = on;
     }
 
+    /// The lines of the multi-line window (Fail2ban's `lineBuffer`), whole.
+    pub fn window_texts(&self) -> Vec<String> {
+        self.st.lines.iter().map(|l| l.text.clone()).collect()
+    }
+
     /// The ignoreregexes (indices) that matched on the last line.
     pub fn ignore_hits(&self) -> &[usize] {
         &self.st.ignore_hits
@@ -492,7 +519,12 @@ impl Filter {
     /// As [`Filter::process_line`], with the prefilter's literals already
     /// found in `line` by a scan shared with other filters (`hits` numbered
     /// as [`Prefilter::literals`]).
-    pub fn process_line_scanned(&mut self, line: &str, hits: &Hits, out: &mut Vec<Failure>) -> LineResult {
+    pub fn process_line_scanned(
+        &mut self,
+        line: &str,
+        hits: &Hits,
+        out: &mut Vec<Failure>,
+    ) -> LineResult {
         let now = self.now();
         let hit = self.st.dates.find(line, now);
         self.run(Input::Found { line, hit }, Some(hits), now, out)
@@ -500,12 +532,33 @@ impl Filter {
 
     /// Processes a line whose date is known (a journal entry): `time_text`
     /// stands where the date was, `text` is the message.
-    pub fn process_dated(&mut self, time_text: &str, text: &str, time: f64, out: &mut Vec<Failure>) -> LineResult {
+    pub fn process_dated(
+        &mut self,
+        time_text: &str,
+        text: &str,
+        time: f64,
+        out: &mut Vec<Failure>,
+    ) -> LineResult {
         let now = self.now();
-        self.run(Input::Dated { time_text, text, time }, None, now, out)
+        self.run(
+            Input::Dated {
+                time_text,
+                text,
+                time,
+            },
+            None,
+            now,
+            out,
+        )
     }
 
-    fn run(&mut self, input: Input, scanned: Option<&Hits>, now: f64, out: &mut Vec<Failure>) -> LineResult {
+    fn run(
+        &mut self,
+        input: Input,
+        scanned: Option<&Hits>,
+        now: f64,
+        out: &mut Vec<Failure>,
+    ) -> LineResult {
         let Filter { def, st } = self;
         st.ignore_hits.clear();
         st.taken.clear();
@@ -515,7 +568,10 @@ impl Filter {
             Err(IdError(e)) => {
                 tracing::error!("[{}] Failed to process line: {e}", def.name);
                 out.truncate(start);
-                LineResult { prefregex: st.pref_matched, ..LineResult::default() }
+                LineResult {
+                    prefregex: st.pref_matched,
+                    ..LineResult::default()
+                }
             }
         }
     }
@@ -531,8 +587,15 @@ impl Cond {
 }
 
 enum Input<'a> {
-    Found { line: &'a str, hit: Option<DateHit> },
-    Dated { time_text: &'a str, text: &'a str, time: f64 },
+    Found {
+        line: &'a str,
+        hit: Option<DateHit>,
+    },
+    Dated {
+        time_text: &'a str,
+        text: &'a str,
+        time: f64,
+    },
 }
 
 /// Which string the failregexes currently search.
@@ -548,12 +611,13 @@ impl State {
         self.last_date.filter(|d| *d != 0.0 && *d > now - 60.0)
     }
 
-
     /// The next line slot: the current window's line when `maxlines == 1`,
     /// else a new entry at the end of the window.
     fn slot(&mut self, maxlines: usize) -> &mut Line {
         if maxlines == 1 {
-            self.spare.extend(self.lines.drain(1..));
+            if self.lines.len() > 1 {
+                self.spare.extend(self.lines.drain(1..));
+            }
             if self.lines.is_empty() {
                 self.lines.push(self.spare.pop().unwrap_or_default());
             }
@@ -585,7 +649,11 @@ impl State {
         let mut date: Option<f64>;
         let mut use_last = false;
         let (line, span) = match input {
-            Input::Dated { time_text, text, time } => {
+            Input::Dated {
+                time_text,
+                text,
+                time,
+            } => {
                 self.last_time_text.clear();
                 self.last_time_text.push_str(time_text);
                 self.last_date = Some(time);
@@ -661,7 +729,11 @@ impl State {
                     tracing::warn!("[{name}] Ignoring all log entries older than {find_time}s; these are probably messages generated while fail2ban was not running.");
                     tracing::warn!("[{name}] Please check a jail for a timing issue. Line with odd timestamp: {line}");
                 });
-                return Ok(LineResult { skipped: true, prefregex: self.pref_matched, ..LineResult::default() });
+                return Ok(LineResult {
+                    skipped: true,
+                    prefregex: self.pref_matched,
+                    ..LineResult::default()
+                });
             }
         }
 
@@ -728,7 +800,11 @@ impl State {
                 self.pref_matched = false;
             }
             self.lines = window;
-            return Ok(LineResult { rejected: true, prefregex: self.pref_matched, ..res });
+            return Ok(LineResult {
+                rejected: true,
+                prefregex: self.pref_matched,
+                ..res
+            });
         }
         join(&window, None, &mut self.buf);
         let mut buffer = Buffer::Window;
@@ -801,7 +877,8 @@ impl State {
                 return Ok(());
             }
             self.pref_spans.clear();
-            self.pref_spans.extend((0..=p.re.captures_len()).map(|i| self.scratch.get(i)));
+            self.pref_spans
+                .extend((0..=p.re.captures_len()).map(|i| self.scratch.get(i)));
             if let Some(ci) = p.re.group_index("content") {
                 if let Some((s, e)) = self.pref_spans[ci].filter(|(s, e)| s < e) {
                     self.content.clear();
@@ -815,13 +892,21 @@ impl State {
             return Ok(());
         }
 
-        let defcidr = if def.usedns == UseDns::Raw || def.opts.raw_hosts { CIDR_RAW } else { CIDR_UNSPEC };
+        let defcidr = if def.usedns == UseDns::Raw || def.opts.raw_hosts {
+            CIDR_RAW
+        } else {
+            CIDR_UNSPEC
+        };
         for (idx, fr) in def.failregex.iter().enumerate() {
             if searched == Searched::Stale {
                 self.rebuild(window, buffer);
                 searched = Searched::Alt;
             }
-            let text = if searched == Searched::Buf { &self.buf } else { &self.alt };
+            let text = if searched == Searched::Buf {
+                &self.buf
+            } else {
+                &self.alt
+            };
             if !find(fr, text, &mut self.scratch, &mut self.limit, name) {
                 continue;
             }
@@ -842,7 +927,9 @@ impl State {
                 let lines: Vec<&str> = matched.iter().map(|&i| window[i].text.as_str()).collect();
                 let next = &mut self.next_warn[WARN_NO_TIME];
                 warn_once(next, now, || {
-                    tracing::warn!("[{name}] Found a match but no valid date/time found for {tl:?}.");
+                    tracing::warn!(
+                        "[{name}] Found a match but no valid date/time found for {tl:?}."
+                    );
                     tracing::warn!("[{name}] Match without a timestamp: {}", lines.join("\n"));
                     tracing::warn!("[{name}] Please try setting a custom date pattern (see man page jail.conf(5)).");
                 });
@@ -868,7 +955,8 @@ impl State {
                 }
                 _ => fail.groups = groups,
             }
-            let matched_text: Vec<String> = matched.iter().map(|&i| window[i].text.clone()).collect();
+            let matched_text: Vec<String> =
+                matched.iter().map(|&i| window[i].text.clone()).collect();
             let mlfid = fail.get("mlfid").map(str::to_string);
             let mut slot = match &mlfid {
                 Some(id) => {
@@ -893,7 +981,11 @@ impl State {
                 (Some(dns.to_string()), defcidr, defcidr == CIDR_RAW)
             } else {
                 if fid.is_none() && mlfid.is_none() {
-                    let text = if searched == Searched::Buf { &self.buf } else { &self.alt };
+                    let text = if searched == Searched::Buf {
+                        &self.buf
+                    } else {
+                        &self.alt
+                    };
                     tracing::error!("[{name}] No group found in '{text}' using '{}'", fr.text);
                     continue;
                 }
@@ -985,7 +1077,13 @@ impl State {
     }
 
     /// Fail2ban's `_mergeFailure` for a line with connection id `mlfid`.
-    fn merge_failure(&mut self, mlfid: &str, mut fail: Fail, matched: Vec<String>, now: f64) -> Slot {
+    fn merge_failure(
+        &mut self,
+        mlfid: &str,
+        mut fail: Fail,
+        matched: Vec<String>,
+        now: f64,
+    ) -> Slot {
         let cached = self.mlfid.get(mlfid, now);
         let mut flags = 0u8;
         if fail.truthy("mlfgained") {
@@ -1046,11 +1144,12 @@ impl State {
             }
             f.matches = m;
         } else if flags & 3 == 1 {
-            f.nofail_matches.get_or_insert_with(Vec::new).extend(matched);
+            f.nofail_matches
+                .get_or_insert_with(Vec::new)
+                .extend(matched);
         }
         slot
     }
-
 }
 
 /// Fail2ban's `DNSUtils.textToIp`: a dotted IPv4 text is taken as is, other
@@ -1063,7 +1162,10 @@ fn text_to_ip(def: &Def, text: &str) -> Vec<Id> {
         return Vec::new();
     }
     let ips = def.opts.resolver.resolve(text);
-    let mut ids: Vec<Id> = ips.iter().filter_map(|ip| Id::new(&ip.to_string(), CIDR_UNSPEC).ok()).collect();
+    let mut ids: Vec<Id> = ips
+        .iter()
+        .filter_map(|ip| Id::new(&ip.to_string(), CIDR_UNSPEC).ok())
+        .collect();
     ids.sort_by_key(Id::text);
     if !ids.is_empty() && def.usedns == UseDns::Warn {
         let shown: Vec<String> = ids.iter().map(Id::text).collect();
@@ -1111,7 +1213,8 @@ fn ceil_char(s: &str, mut i: usize) -> usize {
 fn cidr_of(f: &Fail, family: i128) -> Result<i128, IdError> {
     match f.get("cidr").filter(|c| !c.is_empty()) {
         None => Ok(family),
-        Some(c) => addr::py_int(c).ok_or_else(|| IdError(format!("invalid literal for int() with base 10: '{c}'"))),
+        Some(c) => addr::py_int(c)
+            .ok_or_else(|| IdError(format!("invalid literal for int() with base 10: '{c}'"))),
     }
 }
 
@@ -1122,7 +1225,11 @@ fn failure(f: &Fail, regex: usize, id: Option<Id>, time: f64, dated: bool) -> Fa
         addr: target.and_then(Id::ip),
         time,
         matches: f.matches.clone(),
-        data: f.groups.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone()))).collect(),
+        data: f
+            .groups
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
+            .collect(),
         nofail: f.truthy("nofail"),
         regex,
         prefix_len: target.and_then(Id::prefix_len),
@@ -1159,23 +1266,50 @@ fn join(window: &[Line], only: Option<&[usize]>, out: &mut String) {
 
 /// Fail2ban's `Regex.search` bookkeeping: which window lines the match
 /// covers (minus `<SKIPLINES>` lines) and which it leaves.
-fn split_lines(re: &Compiled, text: &str, scratch: &Scratch, window: &[Line]) -> (Vec<usize>, Vec<usize>) {
+fn split_lines(
+    re: &Compiled,
+    text: &str,
+    scratch: &Scratch,
+    window: &[Line],
+) -> (Vec<usize>, Vec<usize>) {
     let n = window.len();
     if n <= 1 {
         return ((0..n).collect(), Vec::new());
     }
     let (ms, me) = scratch.get(0).unwrap_or((0, 0));
     let b = text.as_bytes();
-    let line_start = b[..(ms + 1).min(b.len())].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
-    let from = if me == 0 { b.len().saturating_sub(1) } else { me - 1 };
-    let line_end = b[from.min(b.len())..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| from + p + 1);
-    let c1 = b[..line_start].iter().filter(|&&c| c == b'\n').count().min(n);
-    let c2 = b[..line_end].iter().filter(|&&c| c == b'\n').count().min(n).max(c1);
+    let line_start = b[..(ms + 1).min(b.len())]
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map_or(0, |p| p + 1);
+    let from = if me == 0 {
+        b.len().saturating_sub(1)
+    } else {
+        me - 1
+    };
+    let line_end = b[from.min(b.len())..]
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(b.len(), |p| from + p + 1);
+    let c1 = b[..line_start]
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count()
+        .min(n);
+    let c2 = b[..line_end]
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count()
+        .min(n)
+        .max(c1);
     let mut matched: Vec<usize> = (c1..c2).collect();
     let mut unmatched: Vec<usize> = (0..c1).collect();
     let mut k = 0;
     for skipped in re.skipped_lines(text, |i| scratch.get(i)) {
-        if let Some(m) = matched[k.min(matched.len())..].iter().position(|&i| window[i].stripped() == skipped) {
+        if let Some(m) = matched[k.min(matched.len())..]
+            .iter()
+            .position(|&i| window[i].stripped() == skipped)
+        {
             unmatched.push(matched.remove(k + m));
             k += m;
         }

@@ -51,7 +51,12 @@ mod engine;
 pub mod pcre;
 mod prefilter;
 mod pyre;
+mod report;
 mod tags;
+
+#[cfg(test)]
+mod tests;
 
 pub use engine::{Filter, FilterError, FilterOptions, LineResult};
 pub use prefilter::{Hits, Prefilter};
+pub use report::{Hit, RegexReport, ReportOptions};

@@ -110,13 +110,20 @@ impl Regex {
             )
         };
         if code.is_null() {
-            return Err(CompileError { message: error_message(errcode), offset: erroffset });
+            return Err(CompileError {
+                message: error_message(errcode),
+                offset: erroffset,
+            });
         }
         let code = Code(code);
         let jit = unsafe { pcre2_jit_compile_8(code.0, PCRE2_JIT_COMPLETE) } == 0;
         let mut captures: u32 = 0;
         unsafe {
-            pcre2_pattern_info_8(code.0, PCRE2_INFO_CAPTURECOUNT, &mut captures as *mut u32 as *mut _)
+            pcre2_pattern_info_8(
+                code.0,
+                PCRE2_INFO_CAPTURECOUNT,
+                &mut captures as *mut u32 as *mut _,
+            )
         };
         let names = unsafe { read_name_table(code.0) };
         Ok(Regex {
@@ -144,7 +151,10 @@ impl Regex {
 
     /// Index of the named group `name`.
     pub fn group_index(&self, name: &str) -> Option<usize> {
-        self.names.iter().find(|(_, n)| &**n == name).map(|(i, _)| *i)
+        self.names
+            .iter()
+            .find(|(_, n)| &**n == name)
+            .map(|(i, _)| *i)
     }
 
     pub fn is_jit(&self) -> bool {
@@ -153,7 +163,12 @@ impl Regex {
 
     /// Searches `subject` from byte `start`. On a match the spans are in
     /// `scratch` until the next call. `Ok(false)` is no match.
-    pub fn find_at(&self, subject: &str, start: usize, scratch: &mut Scratch) -> Result<bool, MatchError> {
+    pub fn find_at(
+        &self,
+        subject: &str,
+        start: usize,
+        scratch: &mut Scratch,
+    ) -> Result<bool, MatchError> {
         scratch.fit(self.captures + 1);
         let rc = unsafe {
             pcre2_match_8(
@@ -171,7 +186,10 @@ impl Regex {
             Ok(true)
         } else if rc == PCRE2_ERROR_NOMATCH {
             Ok(false)
-        } else if rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT {
+        } else if rc == PCRE2_ERROR_MATCHLIMIT
+            || rc == PCRE2_ERROR_DEPTHLIMIT
+            || rc == PCRE2_ERROR_JIT_STACKLIMIT
+        {
             Err(MatchError::Limit)
         } else {
             Err(MatchError::Other(rc))
@@ -194,12 +212,21 @@ unsafe fn read_name_table(code: *const pcre2_code_8) -> Vec<(usize, Box<str>)> {
     let mut entry_size: u32 = 0;
     let mut table: *const u8 = ptr::null();
     pcre2_pattern_info_8(code, PCRE2_INFO_NAMECOUNT, &mut count as *mut u32 as *mut _);
-    pcre2_pattern_info_8(code, PCRE2_INFO_NAMEENTRYSIZE, &mut entry_size as *mut u32 as *mut _);
-    pcre2_pattern_info_8(code, PCRE2_INFO_NAMETABLE, &mut table as *mut *const u8 as *mut _);
+    pcre2_pattern_info_8(
+        code,
+        PCRE2_INFO_NAMEENTRYSIZE,
+        &mut entry_size as *mut u32 as *mut _,
+    );
+    pcre2_pattern_info_8(
+        code,
+        PCRE2_INFO_NAMETABLE,
+        &mut table as *mut *const u8 as *mut _,
+    );
     let mut names = Vec::with_capacity(count as usize);
     for i in 0..count as usize {
         // Each entry: a 2-byte big-endian group number, then the NUL-terminated name.
-        let entry = std::slice::from_raw_parts(table.add(i * entry_size as usize), entry_size as usize);
+        let entry =
+            std::slice::from_raw_parts(table.add(i * entry_size as usize), entry_size as usize);
         let index = ((entry[0] as usize) << 8) | entry[1] as usize;
         let name = &entry[2..];
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
@@ -239,7 +266,10 @@ impl Scratch {
     pub fn with_limits(match_limit: u32, depth_limit: u32) -> Scratch {
         unsafe {
             let ctx = pcre2_match_context_create_8(ptr::null_mut());
-            assert!(!ctx.is_null(), "out of memory creating a PCRE2 match context");
+            assert!(
+                !ctx.is_null(),
+                "out of memory creating a PCRE2 match context"
+            );
             pcre2_set_match_limit_8(ctx, match_limit);
             pcre2_set_depth_limit_8(ctx, depth_limit);
             let stack = pcre2_jit_stack_create_8(32 * 1024, JIT_STACK_MAX, ptr::null_mut());
@@ -249,7 +279,13 @@ impl Scratch {
             let pairs = 16;
             let data = pcre2_match_data_create_8(pairs as u32, ptr::null_mut());
             assert!(!data.is_null(), "out of memory creating PCRE2 match data");
-            Scratch { ctx, stack, data, pairs, groups: 0 }
+            Scratch {
+                ctx,
+                stack,
+                data,
+                pairs,
+                groups: 0,
+            }
         }
     }
 
@@ -258,7 +294,10 @@ impl Scratch {
             unsafe {
                 pcre2_match_data_free_8(self.data);
                 self.data = pcre2_match_data_create_8(pairs as u32, ptr::null_mut());
-                assert!(!self.data.is_null(), "out of memory creating PCRE2 match data");
+                assert!(
+                    !self.data.is_null(),
+                    "out of memory creating PCRE2 match data"
+                );
             }
             self.pairs = pairs;
         }
@@ -270,7 +309,9 @@ impl Scratch {
         if i >= self.groups {
             return None;
         }
-        let ov = unsafe { std::slice::from_raw_parts(pcre2_get_ovector_pointer_8(self.data), self.pairs * 2) };
+        let ov = unsafe {
+            std::slice::from_raw_parts(pcre2_get_ovector_pointer_8(self.data), self.pairs * 2)
+        };
         let (s, e) = (ov[2 * i], ov[2 * i + 1]);
         if s == usize::MAX {
             None
@@ -298,14 +339,21 @@ mod tests {
 
     #[test]
     fn python_syntax_named_groups_backrefs_conditionals() {
-        let re = Regex::new(r"^(?P<q>['x])?user (?P<u>\w+)(?(q)(?P=q)|)$", Flags::default()).unwrap();
+        let re = Regex::new(
+            r"^(?P<q>['x])?user (?P<u>\w+)(?(q)(?P=q)|)$",
+            Flags::default(),
+        )
+        .unwrap();
         let mut s = Scratch::default();
         assert!(re.find("user bob", &mut s).unwrap());
         assert_eq!(s.get(re.group_index("u").unwrap()), Some((5, 8)));
         assert_eq!(s.get(re.group_index("q").unwrap()), None);
         assert!(re.find("'user bob'", &mut s).unwrap());
         assert!(!re.find("'user bob", &mut s).unwrap());
-        assert_eq!(re.names().iter().map(|(_, n)| &**n).collect::<Vec<_>>(), ["q", "u"]);
+        assert_eq!(
+            re.names().iter().map(|(_, n)| &**n).collect::<Vec<_>>(),
+            ["q", "u"]
+        );
     }
 
     #[test]

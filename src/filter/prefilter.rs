@@ -101,7 +101,9 @@ pub struct Hits {
 
 impl Hits {
     fn with_len(n: usize) -> Hits {
-        Hits { bits: vec![0; n.div_ceil(64)] }
+        Hits {
+            bits: vec![0; n.div_ceil(64)],
+        }
     }
 
     pub fn clear(&mut self) {
@@ -113,7 +115,9 @@ impl Hits {
     }
 
     pub fn get(&self, i: u32) -> bool {
-        self.bits.get(i as usize / 64).is_some_and(|b| b & (1 << (i % 64)) != 0)
+        self.bits
+            .get(i as usize / 64)
+            .is_some_and(|b| b & (1 << (i % 64)) != 0)
     }
 
     pub fn union(&mut self, other: &Hits) {
@@ -151,11 +155,17 @@ struct Info {
 
 impl Info {
     fn any() -> Info {
-        Info { exact: None, cond: Cond::True }
+        Info {
+            exact: None,
+            cond: Cond::True,
+        }
     }
 
     fn exact(v: Vec<String>) -> Info {
-        Info { exact: Some(v), cond: Cond::True }
+        Info {
+            exact: Some(v),
+            cond: Cond::True,
+        }
     }
 
     fn empty() -> Info {
@@ -173,10 +183,16 @@ impl Info {
 fn set_cond(set: &[String], lits: &mut Interner) -> Cond {
     let mut alts = Vec::with_capacity(set.len());
     // A string holding another of the set adds nothing to their OR.
-    let minimal = set.iter().filter(|s| !set.iter().any(|o| o.len() < s.len() && s.contains(o.as_str())));
+    let minimal = set.iter().filter(|s| {
+        !set.iter()
+            .any(|o| o.len() < s.len() && s.contains(o.as_str()))
+    });
     for s in minimal {
-        let pieces: Vec<Cond> =
-            s.split('\n').filter(|p| p.len() >= MIN_LITERAL).map(|p| Cond::Lit(lits.id(p))).collect();
+        let pieces: Vec<Cond> = s
+            .split('\n')
+            .filter(|p| p.len() >= MIN_LITERAL)
+            .map(|p| Cond::Lit(lits.id(p)))
+            .collect();
         if pieces.is_empty() {
             return Cond::True;
         }
@@ -235,7 +251,12 @@ fn info(node: &Node, lits: &mut Interner) -> Info {
             None => Info::any(),
         },
         Node::Any | Node::Backref(_) | Node::Cond { .. } => Info::any(),
-        Node::Class { negated, items, icase, .. } => class_info(*negated, items, *icase),
+        Node::Class {
+            negated,
+            items,
+            icase,
+            ..
+        } => class_info(*negated, items, *icase),
         Node::Group { node, .. } | Node::Atomic(node) => info(node, lits),
         Node::Repeat { min, max, node, .. } => {
             let inner = info(node, lits);
@@ -249,7 +270,10 @@ fn info(node: &Node, lits: &mut Interner) -> Info {
                     _ => Info::any(),
                 },
                 (0, _) => Info::any(),
-                _ => Info { exact: None, cond: inner.into_cond(lits) },
+                _ => Info {
+                    exact: None,
+                    cond: inner.into_cond(lits),
+                },
             }
         }
         Node::Concat(items) => {
@@ -259,7 +283,11 @@ fn info(node: &Node, lits: &mut Interner) -> Info {
                 let i = info(item, lits);
                 match i.exact {
                     Some(set) if cur.len() * set.len() <= MAX_EXACT => {
-                        cur = sorted(cur.iter().flat_map(|a| set.iter().map(move |b| format!("{a}{b}"))).collect());
+                        cur = sorted(
+                            cur.iter()
+                                .flat_map(|a| set.iter().map(move |b| format!("{a}{b}")))
+                                .collect(),
+                        );
                     }
                     Some(set) => {
                         ands.push(set_cond(&cur, lits));
@@ -276,16 +304,26 @@ fn info(node: &Node, lits: &mut Interner) -> Info {
                 Info::exact(cur)
             } else {
                 ands.push(set_cond(&cur, lits));
-                Info { exact: None, cond: Cond::and(ands) }
+                Info {
+                    exact: None,
+                    cond: Cond::and(ands),
+                }
             }
         }
         Node::Alt(items) => {
             let infos: Vec<Info> = items.iter().map(|n| info(n, lits)).collect();
-            let total: usize = infos.iter().map(|i| i.exact.as_ref().map_or(usize::MAX / 2, Vec::len)).sum();
+            let total = infos.iter().fold(0usize, |t, i| {
+                t.saturating_add(i.exact.as_ref().map_or(usize::MAX, Vec::len))
+            });
             if total <= MAX_EXACT {
-                Info::exact(sorted(infos.into_iter().flat_map(|i| i.exact.unwrap()).collect()))
+                Info::exact(sorted(
+                    infos.into_iter().flat_map(|i| i.exact.unwrap()).collect(),
+                ))
             } else {
-                Info { exact: None, cond: Cond::or(infos.into_iter().map(|i| i.into_cond(lits)).collect()) }
+                Info {
+                    exact: None,
+                    cond: Cond::or(infos.into_iter().map(|i| i.into_cond(lits)).collect()),
+                }
             }
         }
     }
@@ -326,7 +364,11 @@ impl Prefilter {
                 .build(&lits.list)
                 .expect("literal automaton")
         });
-        Prefilter { literals: lits.list, ac, longest }
+        Prefilter {
+            literals: lits.list,
+            ac,
+            longest,
+        }
     }
 
     /// The literals (ASCII lower-case, to be found ASCII case-insensitively);

@@ -71,18 +71,48 @@ pub(crate) enum RepeatKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Node {
     Empty,
-    Lit { c: char, icase: bool },
+    Lit {
+        c: char,
+        icase: bool,
+    },
     Any,
-    Class { negated: bool, items: Vec<ClassItem>, icase: bool, ascii: bool },
-    At { at: At, ascii: bool },
-    Look { behind: bool, negated: bool, node: Box<Node> },
-    Group { index: Option<u32>, name: Option<String>, add: u8, del: u8, node: Box<Node> },
+    Class {
+        negated: bool,
+        items: Vec<ClassItem>,
+        icase: bool,
+        ascii: bool,
+    },
+    At {
+        at: At,
+        ascii: bool,
+    },
+    Look {
+        behind: bool,
+        negated: bool,
+        node: Box<Node>,
+    },
+    Group {
+        index: Option<u32>,
+        name: Option<String>,
+        add: u8,
+        del: u8,
+        node: Box<Node>,
+    },
     Atomic(Box<Node>),
-    Repeat { min: u32, max: Option<u32>, kind: RepeatKind, node: Box<Node> },
+    Repeat {
+        min: u32,
+        max: Option<u32>,
+        kind: RepeatKind,
+        node: Box<Node>,
+    },
     Concat(Vec<Node>),
     Alt(Vec<Node>),
     Backref(u32),
-    Cond { group: u32, yes: Box<Node>, no: Option<Box<Node>> },
+    Cond {
+        group: u32,
+        yes: Box<Node>,
+        no: Option<Box<Node>>,
+    },
 }
 
 /// A parsed pattern with its global flags.
@@ -106,7 +136,11 @@ struct Source {
 
 impl Source {
     fn new(pattern: &str) -> Result<Source, PyError> {
-        let mut s = Source { chars: pattern.chars().collect(), index: 0, next: None };
+        let mut s = Source {
+            chars: pattern.chars().collect(),
+            index: 0,
+            next: None,
+        };
         s.advance()?;
         Ok(s)
     }
@@ -166,7 +200,10 @@ impl Source {
     }
 
     fn error(&self, message: impl Into<String>, offset: usize) -> PyError {
-        PyError { message: message.into(), position: self.tell().saturating_sub(offset) }
+        PyError {
+            message: message.into(),
+            position: self.tell().saturating_sub(offset),
+        }
     }
 
     /// Up to `n` plain characters satisfying `pred`.
@@ -244,7 +281,10 @@ impl State {
                 return Err(src.error("cannot refer to an open group", 0));
             }
             if gid >= lb {
-                return Err(src.error("cannot refer to group defined in the same lookbehind subpattern", 0));
+                return Err(src.error(
+                    "cannot refer to group defined in the same lookbehind subpattern",
+                    0,
+                ));
             }
         }
         Ok(())
@@ -258,25 +298,50 @@ impl State {
 /// Parses `pattern` as Python 3.11's `re.compile(pattern, flags)` would.
 pub(crate) fn parse(pattern: &str, flags: u8) -> Result<Parsed, PyError> {
     let mut src = Source::new(pattern)?;
-    let mut state =
-        State { flags, names: Vec::new(), widths: vec![None], lookbehind_groups: None, cond_refs: HashMap::new() };
+    let mut state = State {
+        flags,
+        names: Vec::new(),
+        widths: vec![None],
+        lookbehind_groups: None,
+        cond_refs: HashMap::new(),
+    };
     let node = parse_sub(&mut src, &mut state, flags, flags & FLAG_X != 0, 0)?;
     if state.flags & FLAG_A != 0 && state.flags & FLAG_U != 0 {
-        return Err(PyError { message: "ASCII and UNICODE flags are incompatible".into(), position: 0 });
+        return Err(PyError {
+            message: "ASCII and UNICODE flags are incompatible".into(),
+            position: 0,
+        });
     }
     if src.next.is_some() {
         return Err(src.error("unbalanced parenthesis", 0));
     }
     let groups = state.groups();
-    if let Some((g, pos)) = state.cond_refs.iter().filter(|(g, _)| **g >= groups).min_by_key(|(_, p)| **p) {
-        return Err(PyError { message: format!("invalid group reference {g}"), position: *pos });
+    if let Some((g, pos)) = state
+        .cond_refs
+        .iter()
+        .filter(|(g, _)| **g >= groups)
+        .min_by_key(|(_, p)| **p)
+    {
+        return Err(PyError {
+            message: format!("invalid group reference {g}"),
+            position: *pos,
+        });
     }
     check_lookbehinds(&node, &state.widths)?;
-    Ok(Parsed { node, flags: state.flags })
+    Ok(Parsed {
+        node,
+        flags: state.flags,
+    })
 }
 
 /// `local` are the flags in force (global and scoped) for the nodes built here.
-fn parse_sub(src: &mut Source, state: &mut State, local: u8, verbose: bool, nested: u32) -> Result<Node, PyError> {
+fn parse_sub(
+    src: &mut Source,
+    state: &mut State,
+    local: u8,
+    verbose: bool,
+    nested: u32,
+) -> Result<Node, PyError> {
     let mut items = Vec::new();
     let mut verbose = verbose;
     let mut local = local;
@@ -292,7 +357,11 @@ fn parse_sub(src: &mut Source, state: &mut State, local: u8, verbose: bool, nest
             verbose = state.flags & FLAG_X != 0;
         }
     }
-    Ok(if items.len() == 1 { items.pop().unwrap() } else { Node::Alt(items) })
+    Ok(if items.len() == 1 {
+        items.pop().unwrap()
+    } else {
+        Node::Alt(items)
+    })
 }
 
 /// Parses a sequence; returns it and the flags in force after it (a leading
@@ -346,7 +415,11 @@ fn parse_seq(
                             continue;
                         }
                         let lo = src.get_while(usize::MAX, |c| c.is_ascii_digit())?;
-                        let hi = if src.eat(',')? { src.get_while(usize::MAX, |c| c.is_ascii_digit())? } else { lo.clone() };
+                        let hi = if src.eat(',')? {
+                            src.get_while(usize::MAX, |c| c.is_ascii_digit())?
+                        } else {
+                            lo.clone()
+                        };
                         if !src.eat('}')? {
                             seq.push(Node::Lit { c: '{', icase });
                             src.seek(here)?;
@@ -362,15 +435,26 @@ fn parse_seq(
                             }
                         };
                         let min = if lo.is_empty() { 0 } else { bound(&lo)? };
-                        let max = if hi.is_empty() { None } else { Some(bound(&hi)?) };
+                        let max = if hi.is_empty() {
+                            None
+                        } else {
+                            Some(bound(&hi)?)
+                        };
                         if let Some(max) = max {
                             if max < min {
-                                return Err(src.error("min repeat greater than max repeat", src.tell() - here));
+                                return Err(src.error(
+                                    "min repeat greater than max repeat",
+                                    src.tell() - here,
+                                ));
                             }
                         }
-                        if min > PCRE2_MAX_REPEAT as u64 || max.is_some_and(|m| m > PCRE2_MAX_REPEAT as u64) {
+                        if min > PCRE2_MAX_REPEAT as u64
+                            || max.is_some_and(|m| m > PCRE2_MAX_REPEAT as u64)
+                        {
                             return Err(PyError {
-                                message: format!("repetition bound above {PCRE2_MAX_REPEAT} is not supported"),
+                                message: format!(
+                                    "repetition bound above {PCRE2_MAX_REPEAT} is not supported"
+                                ),
                                 position: here,
                             });
                         }
@@ -380,7 +464,9 @@ fn parse_seq(
                 let nothing = || src.error("nothing to repeat", src.tell() - here + 1);
                 let item = match seq.pop() {
                     None | Some(Node::At { .. }) => return Err(nothing()),
-                    Some(Node::Repeat { .. }) => return Err(src.error("multiple repeat", src.tell() - here + 1)),
+                    Some(Node::Repeat { .. }) => {
+                        return Err(src.error("multiple repeat", src.tell() - here + 1))
+                    }
                     Some(item) => item,
                 };
                 let kind = if src.eat('?')? {
@@ -390,12 +476,25 @@ fn parse_seq(
                 } else {
                     RepeatKind::Greedy
                 };
-                seq.push(Node::Repeat { min, max, kind, node: Box::new(item) });
+                seq.push(Node::Repeat {
+                    min,
+                    max,
+                    kind,
+                    node: Box::new(item),
+                });
             }
             Tok::C('.') => seq.push(Node::Any),
             Tok::C('(') => {
                 let start = here_start - 1;
-                match parse_group(src, state, local, verbose, nested, first && seq.is_empty(), start)? {
+                match parse_group(
+                    src,
+                    state,
+                    local,
+                    verbose,
+                    nested,
+                    first && seq.is_empty(),
+                    start,
+                )? {
                     GroupResult::Node(n) => seq.push(n),
                     GroupResult::Nothing => {}
                     GroupResult::GlobalFlags => {
@@ -404,12 +503,24 @@ fn parse_seq(
                     }
                 }
             }
-            Tok::C('^') => seq.push(Node::At { at: At::Begin, ascii }),
+            Tok::C('^') => seq.push(Node::At {
+                at: At::Begin,
+                ascii,
+            }),
             Tok::C('$') => seq.push(Node::At { at: At::End, ascii }),
             Tok::C(_) => unreachable!("every special character is handled"),
         }
     }
-    Ok((if seq.len() == 1 { seq.pop().unwrap() } else if seq.is_empty() { Node::Empty } else { Node::Concat(seq) }, local))
+    Ok((
+        if seq.len() == 1 {
+            seq.pop().unwrap()
+        } else if seq.is_empty() {
+            Node::Empty
+        } else {
+            Node::Concat(seq)
+        },
+        local,
+    ))
 }
 
 enum GroupResult {
@@ -427,13 +538,16 @@ fn parse_group(
     at_start: bool,
     start: usize,
 ) -> Result<GroupResult, PyError> {
-    let unterminated = |src: &Source| src.error("missing ), unterminated subpattern", src.tell() - start);
+    let unterminated =
+        |src: &Source| src.error("missing ), unterminated subpattern", src.tell() - start);
     let mut capture = true;
     let mut atomic = false;
     let mut name = None;
     let (mut add, mut del) = (0u8, 0u8);
     if src.eat('?')? {
-        let Some(ch) = src.get()? else { return Err(src.error("unexpected end of pattern", 0)) };
+        let Some(ch) = src.get()? else {
+            return Err(src.error("unexpected end of pattern", 0));
+        };
         match ch {
             Tok::C('P') => {
                 if src.eat('<')? {
@@ -444,31 +558,35 @@ fn parse_group(
                     let n = src.get_until(')', "group name")?;
                     check_group_name(src, &n, 1)?;
                     let Some(gid) = state.group_index(&n) else {
-                        return Err(src.error(format!("unknown group name '{n}'"), n.chars().count() + 1));
+                        return Err(
+                            src.error(format!("unknown group name '{n}'"), n.chars().count() + 1)
+                        );
                     };
                     if !state.check_group(gid) {
-                        return Err(src.error("cannot refer to an open group", n.chars().count() + 1));
+                        return Err(
+                            src.error("cannot refer to an open group", n.chars().count() + 1)
+                        );
                     }
                     state.check_lookbehind_group(gid, src)?;
                     return Ok(GroupResult::Node(Node::Backref(gid)));
                 } else {
                     return Err(match src.get()? {
                         None => src.error("unexpected end of pattern", 0),
-                        Some(Tok::C(c) | Tok::E(c)) => src.error(format!("unknown extension ?P{c}"), 3),
+                        Some(Tok::C(c) | Tok::E(c)) => {
+                            src.error(format!("unknown extension ?P{c}"), 3)
+                        }
                     });
                 }
             }
             Tok::C(':') => capture = false,
-            Tok::C('#') => {
-                loop {
-                    if src.next.is_none() {
-                        return Err(src.error("missing ), unterminated comment", src.tell() - start));
-                    }
-                    if src.get()? == Some(Tok::C(')')) {
-                        return Ok(GroupResult::Nothing);
-                    }
+            Tok::C('#') => loop {
+                if src.next.is_none() {
+                    return Err(src.error("missing ), unterminated comment", src.tell() - start));
                 }
-            }
+                if src.get()? == Some(Tok::C(')')) {
+                    return Ok(GroupResult::Nothing);
+                }
+            },
             Tok::C(c @ ('=' | '!' | '<')) => {
                 let mut c = c;
                 let behind = c == '<';
@@ -477,7 +595,9 @@ fn parse_group(
                     c = match src.get()? {
                         None => return Err(src.error("unexpected end of pattern", 0)),
                         Some(Tok::C(c @ ('=' | '!'))) => c,
-                        Some(Tok::C(c) | Tok::E(c)) => return Err(src.error(format!("unknown extension ?<{c}"), 3)),
+                        Some(Tok::C(c) | Tok::E(c)) => {
+                            return Err(src.error(format!("unknown extension ?<{c}"), 3))
+                        }
                     };
                     saved = Some(state.lookbehind_groups);
                     if state.lookbehind_groups.is_none() {
@@ -493,7 +613,11 @@ fn parse_group(
                 if !src.eat(')')? {
                     return Err(unterminated(src));
                 }
-                return Ok(GroupResult::Node(Node::Look { behind, negated: c == '!', node: Box::new(node) }));
+                return Ok(GroupResult::Node(Node::Look {
+                    behind,
+                    negated: c == '!',
+                    node: Box::new(node),
+                }));
             }
             Tok::C('(') => {
                 let cond = src.get_until(')', "group name")?;
@@ -501,14 +625,18 @@ fn parse_group(
                 let group = if is_identifier(&cond) {
                     match state.group_index(&cond) {
                         Some(g) => g,
-                        None => return Err(src.error(format!("unknown group name '{cond}'"), width + 1)),
+                        None => {
+                            return Err(src.error(format!("unknown group name '{cond}'"), width + 1))
+                        }
                     }
                 } else {
                     let g: u32 = cond
                         .parse()
                         .ok()
                         .filter(|_| cond.bytes().all(|b| b.is_ascii_digit()))
-                        .ok_or_else(|| src.error(format!("bad character in group name '{cond}'"), width + 1))?;
+                        .ok_or_else(|| {
+                            src.error(format!("bad character in group name '{cond}'"), width + 1)
+                        })?;
                     if g == 0 {
                         return Err(src.error("bad group number", width + 1));
                     }
@@ -529,7 +657,11 @@ fn parse_group(
                 if !src.eat(')')? {
                     return Err(unterminated(src));
                 }
-                return Ok(GroupResult::Node(Node::Cond { group, yes: Box::new(yes), no }));
+                return Ok(GroupResult::Node(Node::Cond {
+                    group,
+                    yes: Box::new(yes),
+                    no,
+                }));
             }
             Tok::C('>') => {
                 capture = false;
@@ -584,7 +716,13 @@ fn parse_group(
     Ok(GroupResult::Node(if atomic {
         Node::Atomic(Box::new(node))
     } else {
-        Node::Group { index, name, add, del, node: Box::new(node) }
+        Node::Group {
+            index,
+            name,
+            add,
+            del,
+            node: Box::new(node),
+        }
     }))
 }
 
@@ -592,7 +730,10 @@ fn check_group_name(src: &Source, name: &str, offset: usize) -> Result<(), PyErr
     if is_identifier(name) {
         Ok(())
     } else {
-        Err(src.error(format!("bad character in group name '{name}'"), name.chars().count() + offset))
+        Err(src.error(
+            format!("bad character in group name '{name}'"),
+            name.chars().count() + offset,
+        ))
     }
 }
 
@@ -623,13 +764,19 @@ fn parse_flags(src: &mut Source, first: char) -> Result<Option<Flags>, PyError> 
     if ch != '-' {
         loop {
             if ch == 'L' {
-                return Err(src.error("bad inline flags: cannot use 'L' flag with a str pattern", 0));
+                return Err(src.error(
+                    "bad inline flags: cannot use 'L' flag with a str pattern",
+                    0,
+                ));
             }
             global_t |= ch == 't';
             let bit = flag_bit(ch).unwrap();
             add |= bit;
             if bit & TYPE != 0 && add & TYPE != bit {
-                return Err(src.error("bad inline flags: flags 'a', 'u' and 'L' are incompatible", 0));
+                return Err(src.error(
+                    "bad inline flags: flags 'a', 'u' and 'L' are incompatible",
+                    0,
+                ));
             }
             ch = match src.get()? {
                 None => return Err(src.error("missing -, : or )", 0)),
@@ -639,7 +786,11 @@ fn parse_flags(src: &mut Source, first: char) -> Result<Option<Flags>, PyError> 
                 }
                 Some(Tok::C(c)) if flag_bit(c).is_some() => c,
                 Some(Tok::C(c) | Tok::E(c)) => {
-                    let msg = if c.is_alphabetic() { "unknown flag" } else { "missing -, : or )" };
+                    let msg = if c.is_alphabetic() {
+                        "unknown flag"
+                    } else {
+                        "missing -, : or )"
+                    };
                     return Err(src.error(msg, 1));
                 }
             };
@@ -656,7 +807,11 @@ fn parse_flags(src: &mut Source, first: char) -> Result<Option<Flags>, PyError> 
             None => return Err(src.error("missing flag", 0)),
             Some(Tok::C(c)) if flag_bit(c).is_some() => c,
             Some(Tok::C(c) | Tok::E(c)) => {
-                let msg = if c.is_alphabetic() { "unknown flag" } else { "missing flag" };
+                let msg = if c.is_alphabetic() {
+                    "unknown flag"
+                } else {
+                    "missing flag"
+                };
                 return Err(src.error(msg, 1));
             }
         };
@@ -666,7 +821,10 @@ fn parse_flags(src: &mut Source, first: char) -> Result<Option<Flags>, PyError> 
             }
             let bit = flag_bit(ch).unwrap();
             if bit & TYPE != 0 || ch == 'L' {
-                return Err(src.error("bad inline flags: cannot turn off flags 'a', 'u' and 'L'", 0));
+                return Err(src.error(
+                    "bad inline flags: cannot turn off flags 'a', 'u' and 'L'",
+                    0,
+                ));
             }
             del |= bit;
             ch = match src.get()? {
@@ -674,7 +832,11 @@ fn parse_flags(src: &mut Source, first: char) -> Result<Option<Flags>, PyError> 
                 Some(Tok::C(':')) => break,
                 Some(Tok::C(c)) if flag_bit(c).is_some() => c,
                 Some(Tok::C(c) | Tok::E(c)) => {
-                    let msg = if c.is_alphabetic() { "unknown flag" } else { "missing :" };
+                    let msg = if c.is_alphabetic() {
+                        "unknown flag"
+                    } else {
+                        "missing :"
+                    };
                     return Err(src.error(msg, 1));
                 }
             };
@@ -730,7 +892,10 @@ fn code_escape(src: &mut Source, e: char) -> Result<Option<char>, PyError> {
             }
             let name = src.get_until('}', "character name")?;
             // No Unicode name table here: Fail2ban's filters do not use \N{..}.
-            return Err(src.error(format!("undefined character name '{name}'"), name.chars().count() + 4));
+            return Err(src.error(
+                format!("undefined character name '{name}'"),
+                name.chars().count() + 4,
+            ));
         }
         _ => return Ok(None),
     };
@@ -743,16 +908,47 @@ fn code_escape(src: &mut Source, e: char) -> Result<Option<char>, PyError> {
     }
 }
 
-fn escape(src: &mut Source, state: &mut State, e: char, icase: bool, ascii: bool) -> Result<Node, PyError> {
+fn escape(
+    src: &mut Source,
+    state: &mut State,
+    e: char,
+    icase: bool,
+    ascii: bool,
+) -> Result<Node, PyError> {
     match e {
-        'A' => return Ok(Node::At { at: At::BeginString, ascii }),
-        'Z' => return Ok(Node::At { at: At::EndString, ascii }),
-        'b' => return Ok(Node::At { at: At::Boundary, ascii }),
-        'B' => return Ok(Node::At { at: At::NonBoundary, ascii }),
+        'A' => {
+            return Ok(Node::At {
+                at: At::BeginString,
+                ascii,
+            })
+        }
+        'Z' => {
+            return Ok(Node::At {
+                at: At::EndString,
+                ascii,
+            })
+        }
+        'b' => {
+            return Ok(Node::At {
+                at: At::Boundary,
+                ascii,
+            })
+        }
+        'B' => {
+            return Ok(Node::At {
+                at: At::NonBoundary,
+                ascii,
+            })
+        }
         _ => {}
     }
     if let Some((cat, neg)) = category(e) {
-        return Ok(Node::Class { negated: false, items: vec![ClassItem::Cat(cat, neg)], icase, ascii });
+        return Ok(Node::Class {
+            negated: false,
+            items: vec![ClassItem::Cat(cat, neg)],
+            icase,
+            ascii,
+        });
     }
     if let Some(c) = simple_escape(e) {
         return Ok(Node::Lit { c, icase });
@@ -763,7 +959,10 @@ fn escape(src: &mut Source, state: &mut State, e: char, icase: bool, ascii: bool
     if e == '0' {
         let digits = src.get_while(2, |c| ('0'..='7').contains(&c))?;
         let v = u32::from_str_radix(&format!("0{digits}"), 8).unwrap();
-        return Ok(Node::Lit { c: char::from_u32(v).unwrap(), icase });
+        return Ok(Node::Lit {
+            c: char::from_u32(v).unwrap(),
+            icase,
+        });
     }
     if e.is_ascii_digit() {
         let mut text = e.to_string();
@@ -782,7 +981,10 @@ fn escape(src: &mut Source, state: &mut State, e: char, icase: bool, ascii: bool
                                 4,
                             ));
                         }
-                        return Ok(Node::Lit { c: char::from_u32(v).unwrap(), icase });
+                        return Ok(Node::Lit {
+                            c: char::from_u32(v).unwrap(),
+                            icase,
+                        });
                     }
                 }
             }
@@ -822,7 +1024,10 @@ fn class_escape(src: &mut Source, e: char) -> Result<ClassItem, PyError> {
         let text = format!("{e}{digits}");
         let v = u32::from_str_radix(&text, 8).unwrap();
         if v > 0o377 {
-            return Err(src.error(format!("octal escape value \\{text} outside of range 0-0o377"), text.len() + 1));
+            return Err(src.error(
+                format!("octal escape value \\{text} outside of range 0-0o377"),
+                text.len() + 1,
+            ));
         }
         return Ok(ClassItem::Char(char::from_u32(v).unwrap()));
     }
@@ -867,7 +1072,9 @@ fn parse_class(src: &mut Source, icase: bool, ascii: bool) -> Result<Node, PyErr
             };
             let msg = || format!("bad character range {}-{}", show(this), show(that));
             match (first, second) {
-                (ClassItem::Char(lo), ClassItem::Char(hi)) if lo <= hi => items.push(ClassItem::Range(lo, hi)),
+                (ClassItem::Char(lo), ClassItem::Char(hi)) if lo <= hi => {
+                    items.push(ClassItem::Range(lo, hi))
+                }
                 _ => return Err(src.error(msg(), msg().chars().count() - 19)),
             }
         } else {
@@ -880,7 +1087,12 @@ fn parse_class(src: &mut Source, icase: bool, ascii: bool) -> Result<Node, PyErr
             uniq.push(it);
         }
     }
-    Ok(Node::Class { negated, items: uniq, icase, ascii })
+    Ok(Node::Class {
+        negated,
+        items: uniq,
+        icase,
+        ascii,
+    })
 }
 
 /// Python's `getwidth`: (min, max) length in characters, capped at MAXREPEAT.
@@ -891,7 +1103,10 @@ fn width(node: &Node, groups: &[Option<(u64, u64)>]) -> (u64, u64) {
         Node::Group { node, .. } | Node::Atomic(node) => width(node, groups),
         Node::Repeat { min, max, node, .. } => {
             let (i, j) = width(node, groups);
-            (i.saturating_mul(*min as u64), j.saturating_mul(max.map_or(MAXREPEAT, |m| m as u64)))
+            (
+                i.saturating_mul(*min as u64),
+                j.saturating_mul(max.map_or(MAXREPEAT, |m| m as u64)),
+            )
         }
         Node::Concat(items) => items.iter().fold((0u64, 0u64), |(lo, hi), n| {
             let (i, j) = width(n, groups);
@@ -917,7 +1132,10 @@ fn width(node: &Node, groups: &[Option<(u64, u64)>]) -> (u64, u64) {
 }
 
 fn check_lookbehinds(node: &Node, groups: &[Option<(u64, u64)>]) -> Result<(), PyError> {
-    let err = || PyError { message: "look-behind requires fixed-width pattern".into(), position: 0 };
+    let err = || PyError {
+        message: "look-behind requires fixed-width pattern".into(),
+        position: 0,
+    };
     match node {
         Node::Look { behind, node, .. } => {
             if *behind {
@@ -928,8 +1146,12 @@ fn check_lookbehinds(node: &Node, groups: &[Option<(u64, u64)>]) -> Result<(), P
             }
             check_lookbehinds(node, groups)
         }
-        Node::Group { node, .. } | Node::Atomic(node) | Node::Repeat { node, .. } => check_lookbehinds(node, groups),
-        Node::Concat(items) | Node::Alt(items) => items.iter().try_for_each(|n| check_lookbehinds(n, groups)),
+        Node::Group { node, .. } | Node::Atomic(node) | Node::Repeat { node, .. } => {
+            check_lookbehinds(node, groups)
+        }
+        Node::Concat(items) | Node::Alt(items) => {
+            items.iter().try_for_each(|n| check_lookbehinds(n, groups))
+        }
         Node::Cond { yes, no, .. } => {
             check_lookbehinds(yes, groups)?;
             no.as_ref().map_or(Ok(()), |n| check_lookbehinds(n, groups))
@@ -1060,7 +1282,12 @@ fn emit(out: &mut String, node: &Node) {
         Node::Empty => {}
         Node::Lit { c, .. } => push_char(out, *c),
         Node::Any => out.push('.'),
-        Node::Class { negated, items, ascii, .. } => push_class(out, *negated, items, *ascii),
+        Node::Class {
+            negated,
+            items,
+            ascii,
+            ..
+        } => push_class(out, *negated, items, *ascii),
         Node::At { at, ascii } => match at {
             At::Begin => out.push('^'),
             At::End => out.push('$'),
@@ -1069,7 +1296,11 @@ fn emit(out: &mut String, node: &Node) {
             At::Boundary => push_boundary(out, *ascii, false),
             At::NonBoundary => push_boundary(out, *ascii, true),
         },
-        Node::Look { behind, negated, node } => {
+        Node::Look {
+            behind,
+            negated,
+            node,
+        } => {
             out.push_str(match (behind, negated) {
                 (false, false) => "(?=",
                 (false, true) => "(?!",
@@ -1079,7 +1310,13 @@ fn emit(out: &mut String, node: &Node) {
             emit(out, node);
             out.push(')');
         }
-        Node::Group { index, name, add, del, node } => {
+        Node::Group {
+            index,
+            name,
+            add,
+            del,
+            node,
+        } => {
             match (index, name) {
                 (Some(_), Some(name)) => {
                     let _ = write!(out, "(?P<{name}>");
@@ -1099,7 +1336,12 @@ fn emit(out: &mut String, node: &Node) {
             emit(out, node);
             out.push(')');
         }
-        Node::Repeat { min, max, kind, node } => {
+        Node::Repeat {
+            min,
+            max,
+            kind,
+            node,
+        } => {
             out.push_str("(?:");
             emit(out, node);
             out.push(')');
@@ -1199,8 +1441,14 @@ mod tests {
         assert_eq!(err(r"a**"), "multiple repeat");
         assert_eq!(err(r"^*"), "nothing to repeat");
         assert_eq!(err(r"(?<=a+)b"), "look-behind requires fixed-width pattern");
-        assert_eq!(err(r"(?<=ab|c)d"), "look-behind requires fixed-width pattern");
-        assert_eq!(err(r"(?P<a>x)(?P<a>y)"), "redefinition of group name 'a' as group 2; was group 1");
+        assert_eq!(
+            err(r"(?<=ab|c)d"),
+            "look-behind requires fixed-width pattern"
+        );
+        assert_eq!(
+            err(r"(?P<a>x)(?P<a>y)"),
+            "redefinition of group name 'a' as group 2; was group 1"
+        );
         assert_eq!(err(r"\q"), r"bad escape \q");
         assert_eq!(err(r"(a"), "missing ), unterminated subpattern");
         assert_eq!(err(r"a)"), "unbalanced parenthesis");
@@ -1209,7 +1457,10 @@ mod tests {
         assert_eq!(err(r"\2(a)"), "invalid group reference 2");
         assert_eq!(err(r"(a\1)"), "cannot refer to an open group");
         assert_eq!(err(r"(?P<1a>x)"), "bad character in group name '1a'");
-        assert_eq!(err(r"(?L)x"), "bad inline flags: cannot use 'L' flag with a str pattern");
+        assert_eq!(
+            err(r"(?L)x"),
+            "bad inline flags: cannot use 'L' flag with a str pattern"
+        );
         assert_eq!(err(r"(?(2)a|b)(c)"), "invalid group reference 2");
     }
 
@@ -1217,7 +1468,9 @@ mod tests {
     fn global_flags_are_collected() {
         let p = parse(r"(?i)(?s)ab|c", 0).unwrap();
         assert_eq!(p.flags, FLAG_I | FLAG_S);
-        assert!(matches!(&p.node, Node::Alt(v) if matches!(v[1], Node::Lit { c: 'c', icase: true })));
+        assert!(
+            matches!(&p.node, Node::Alt(v) if matches!(v[1], Node::Lit { c: 'c', icase: true }))
+        );
         // Flags in the first alternative reach the later ones, as in Python.
         let p = parse(r"(?s:a)(?i:b)", 0).unwrap();
         assert_eq!(p.flags, 0);

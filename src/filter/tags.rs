@@ -40,7 +40,12 @@ fn host(usedns: UseDns) -> String {
 }
 
 fn subnet() -> String {
-    format!(r"\[?(?:{}|{})(?:/{})?\]?", ip4_group(), ip6_group(), cidr_group())
+    format!(
+        r"\[?(?:{}|{})(?:/{})?\]?",
+        ip4_group(),
+        ip6_group(),
+        cidr_group()
+    )
 }
 
 /// The fixed replacement of a tag name (the text between `<` and `>`).
@@ -78,13 +83,19 @@ fn tag_end(s: &str, start: usize) -> Option<usize> {
     let rest = &s[start + 1..];
     let body = rest.strip_prefix('/').unwrap_or(rest);
     let skipped = rest.len() - body.len();
-    let word_len: usize = body.chars().take_while(|&c| is_word(c) || c == '-').map(char::len_utf8).sum();
+    let word_len: usize = body
+        .chars()
+        .take_while(|&c| is_word(c) || c == '-')
+        .map(char::len_utf8)
+        .sum();
     if word_len == 0 {
         return None;
     }
     let after = &body[word_len..];
     let after_slash = after.strip_prefix('/').unwrap_or(after);
-    after_slash.starts_with('>').then(|| start + 1 + skipped + word_len + (after.len() - after_slash.len()) + 1)
+    after_slash
+        .starts_with('>')
+        .then(|| start + 1 + skipped + word_len + (after.len() - after_slash.len()) + 1)
 }
 
 /// A custom tag `F-NAME` or `/F-NAME` (upper-case letters, digits, `_`, `-`).
@@ -94,8 +105,10 @@ fn custom(name: &str) -> Option<(bool, &str)> {
         None => (false, name),
     };
     let n = rest.strip_prefix("F-")?;
-    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'))
-        .then_some((close, n))
+    (!n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'))
+    .then_some((close, n))
 }
 
 /// Replaces Fail2ban's tags in `regex`; unknown tags stay as they are.
@@ -153,7 +166,10 @@ pub(crate) fn scope_inline_flags(regex: &str) -> String {
                 j += 2;
             }
             if b[j..].starts_with(b"(?") {
-                let letters = b[j + 2..].iter().take_while(|c| c.is_ascii_lowercase()).count();
+                let letters = b[j + 2..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_lowercase())
+                    .count();
                 let close = j + 2 + letters;
                 if letters > 0 && b.get(close) == Some(&b')') {
                     out.push_str(&regex[pos..i]);
@@ -177,11 +193,23 @@ mod tests {
 
     #[test]
     fn custom_tags_open_close_and_map() {
-        assert_eq!(expand("<F-ID>x</F-ID> <F-PORT>p</F-PORT>", UseDns::Warn), "(?P<fid>x) (?P<fport>p)");
-        assert_eq!(expand("<F-USER>\\S+</F-USER>", UseDns::Warn), r"(?P<user>\S+)");
-        assert_eq!(expand("<F-ALT_USER1>u</F-ALT_USER1>", UseDns::Warn), "(?P<alt_user1>u)");
+        assert_eq!(
+            expand("<F-ID>x</F-ID> <F-PORT>p</F-PORT>", UseDns::Warn),
+            "(?P<fid>x) (?P<fport>p)"
+        );
+        assert_eq!(
+            expand("<F-USER>\\S+</F-USER>", UseDns::Warn),
+            r"(?P<user>\S+)"
+        );
+        assert_eq!(
+            expand("<F-ALT_USER1>u</F-ALT_USER1>", UseDns::Warn),
+            "(?P<alt_user1>u)"
+        );
         // A close tag never opened, a self-closed custom tag and lower-case tags stay.
-        assert_eq!(expand("</F-USER> <F-NOFAIL/> <f-user> <host>", UseDns::Warn), "</F-USER> <F-NOFAIL/> <f-user> <host>");
+        assert_eq!(
+            expand("</F-USER> <F-NOFAIL/> <f-user> <host>", UseDns::Warn),
+            "</F-USER> <F-NOFAIL/> <f-user> <host>"
+        );
         assert_eq!(expand("<F-ID/>", UseDns::Warn), r"(?P<fid>\S+)");
         assert_eq!(expand("(?P<name>x)", UseDns::Warn), "(?P<name>x)");
     }
@@ -204,8 +232,14 @@ mod tests {
 
     #[test]
     fn inline_flag_groups_become_scoped() {
-        assert_eq!(scope_inline_flags("a ((?i)login|plain) (?:(?s).*)"), "a (?i:login|plain) (?s:.*)");
-        assert_eq!(scope_inline_flags(r"\((?i)x) ((?iP<n>)"), r"\((?i)x) ((?iP<n>)");
+        assert_eq!(
+            scope_inline_flags("a ((?i)login|plain) (?:(?s).*)"),
+            "a (?i:login|plain) (?s:.*)"
+        );
+        assert_eq!(
+            scope_inline_flags(r"\((?i)x) ((?iP<n>)"),
+            r"\((?i)x) ((?iP<n>)"
+        );
         assert_eq!(scope_inline_flags("((?i)"), "(?i:");
     }
 }

@@ -1,0 +1,1 @@
+//! Engine behaviour with inline regexes and lines.
