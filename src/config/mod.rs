@@ -54,10 +54,6 @@ pub struct ActionDef {
 impl ActionDef {
     /// The value of option `key` (exact key, conditional keys included).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.options
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.options.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }

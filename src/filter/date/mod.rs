@@ -35,10 +35,7 @@ impl DateDetector {
     /// `datepattern`: the config value (None for the default templates; may
     /// hold several patterns, one per line). `logtimezone`: the jail's zone
     /// (`UTC`, `UTC+0200`, ...); None means local time from the TZ environment.
-    pub fn new(
-        datepattern: Option<&str>,
-        logtimezone: Option<&str>,
-    ) -> Result<DateDetector, DateError> {
+    pub fn new(datepattern: Option<&str>, logtimezone: Option<&str>) -> Result<DateDetector, DateError> {
         let _ = (datepattern, logtimezone);
         Ok(DateDetector { _private: () })
     }
