@@ -1008,8 +1008,13 @@ impl State {
                 },
                 Some(host) => text_to_ip(def, &host).into_iter().map(Some).collect(),
             };
+            // The server never stamps a failure in the future.
+            let mut time = date.unwrap_or(now);
+            if def.opts.find_time.is_some() && time > now {
+                time = now;
+            }
             for id in ids {
-                out.push(failure(f, idx, id, date.unwrap_or(now), date.is_some()));
+                out.push(failure(f, idx, id, time, date.is_some()));
                 res.failures += 1;
             }
             if !def.opts.check_all {
