@@ -1327,6 +1327,77 @@ fn split_lines(
 mod tests {
     use super::*;
 
+    const T: f64 = 1_124_013_000.0;
+
+    fn filter(fail: &str, opts: FilterOptions) -> Filter {
+        let def = FilterDef { name: "t".into(), failregex: vec![fail.into()], maxlines: 1, ..FilterDef::default() };
+        Filter::new(&def, FilterOptions { now: Some(T + 30.0), ..opts }).unwrap()
+    }
+
+    /// A line as the date detector would hand it over.
+    fn found(f: &mut Filter, line: &str, hit: Option<DateHit>, scanned: Option<&Hits>) -> Vec<Failure> {
+        let mut out = Vec::new();
+        let now = f.now();
+        f.run(Input::Found { line, hit }, scanned, now, &mut out);
+        out
+    }
+
+    fn hit(start: usize, end: usize, time: Option<f64>) -> Option<DateHit> {
+        Some(DateHit { start, end, time })
+    }
+
+    #[test]
+    fn the_date_is_cut_out_and_the_rest_joined() {
+        let mut f = filter(r"^ host sshd\[1\]: fail <HOST>$", FilterOptions::server(600.0));
+        let line = "Aug 14 11:00:00 host sshd[1]: fail 192.0.2.1";
+        let out = found(&mut f, line, hit(0, 15, Some(T)), None);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].time, &out[0].matches[..]), (T, &[line.to_string()][..]));
+        // A date in mid-line: the text around it is joined.
+        let mut f = filter(r"^\[x\]  fail <HOST>$", FilterOptions::server(600.0));
+        let out = found(&mut f, "[x] 2005-08-14 11:00:00 fail 192.0.2.2", hit(4, 23, Some(T)), None);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn lines_without_their_own_date_borrow_the_last_one() {
+        let mut f = filter(r"fail <HOST>", FilterOptions::server(600.0));
+        let first = "Aug 14 11:00:00 fail 192.0.2.1";
+        found(&mut f, first, hit(0, 15, Some(T)), None);
+        // An optional date that matched nothing, an unreadable date, no date:
+        // the last date (recent enough) and its text stand in.
+        for (line, h) in [("fail 192.0.2.2", hit(0, 0, None)), ("Foo 99 fail 192.0.2.3", hit(0, 6, None)), ("fail 192.0.2.4", None)] {
+            let out = found(&mut f, line, h, None);
+            assert_eq!((out[0].time, &out[0].matches[..]), (T, &[format!("Aug 14 11:00:00{line}")][..]), "{line}");
+        }
+        // Older than a minute: now, and the line as it is.
+        let mut f = filter(r"fail <HOST>", FilterOptions::regex_tool());
+        f.def.opts.now = Some(T);
+        found(&mut f, first, hit(0, 15, Some(T - 61.0)), None);
+        let out = found(&mut f, "fail 192.0.2.5", hit(0, 0, None), None);
+        assert_eq!((out[0].time, &out[0].matches[..]), (T, &["fail 192.0.2.5".to_string()][..]));
+        // fail2ban-regex: no date stays no date.
+        let mut f = filter(r"fail <HOST>", FilterOptions::regex_tool());
+        let out = found(&mut f, "fail 192.0.2.6", None, None);
+        assert!(!out[0].dated);
+    }
+
+    #[test]
+    fn a_shared_scan_sees_literals_made_by_the_cut() {
+        let mut f = filter(r"abcdef fail <HOST>", FilterOptions::server(600.0));
+        assert!(f.prefilter_rejects());
+        let line = "abc2005-08-14 11:00:00def fail 192.0.2.1";
+        let mut raw = f.prefilter().hits();
+        f.prefilter().scan(line.as_bytes(), &mut raw);
+        assert!(!raw.get(0), "the literal is not in the raw line");
+        let out = found(&mut f, line, hit(3, 22, Some(T)), Some(&raw));
+        assert_eq!(out.len(), 1);
+        // The shared scan is trusted: what it did not see is not there.
+        let empty = f.prefilter().hits();
+        assert!(found(&mut f, "2005 abcdef fail 192.0.2.1", hit(0, 4, Some(T)), Some(&empty)).is_empty());
+        assert_eq!(found(&mut f, "2005 abcdef fail 192.0.2.1", hit(0, 4, Some(T)), None).len(), 1);
+    }
+
     #[test]
     fn mlfid_cache_is_fifo_with_expiry() {
         let mut c = MlfidCache::default();
