@@ -9,7 +9,7 @@ use super::compiled::{get, pop, search, set, Compiled, Groups};
 use super::date::{DateDetector, DateHit};
 use super::dns::{Resolver, SystemResolver};
 use super::pcre::Scratch;
-use super::prefilter::{Cond, Hits, Interner, Prefilter};
+use super::prefilter::{Cond, Gate, Hits, Interner, Prefilter};
 use super::Failure;
 use crate::config::{FilterDef, UseDns};
 use std::sync::Arc;
@@ -106,13 +106,14 @@ pub struct LineResult {
 }
 
 /// One buffered line as Fail2ban keeps it: text before the date, the date
-/// text, text after it (stored joined), and the literals it holds.
+/// text, text after it (stored joined), and which prefilter gates it opens
+/// (the second one found out only when needed).
 #[derive(Debug, Clone, Default)]
 struct Line {
     text: String,
     pre: usize,
     post: usize,
-    hits: Hits,
+    gates: (bool, Option<bool>),
 }
 
 impl Line {
@@ -251,10 +252,6 @@ struct Def {
     usedns: UseDns,
     opts: FilterOptions,
     prefilter: Prefilter,
-    /// Before anything runs: can the line have any effect?
-    gate: Cond,
-    /// After the prefregex matched: can a failregex match?
-    fail_gate: Cond,
     /// Fail2ban tries the ignoreregexes first when there are few of them.
     ignore_first: bool,
     /// Whether lines are scanned for literals at all.
@@ -316,7 +313,6 @@ struct State {
     ibuf: String,
     content: String,
     pref_spans: Vec<Option<(usize, usize)>>,
-    window: Hits,
     pref_matched: bool,
     ignore_hits: Vec<usize>,
     taken: Vec<String>,
@@ -407,9 +403,8 @@ impl Filter {
                     .collect(),
             );
         }
-        let prefilter = Prefilter::new(lits);
-        let window = prefilter.hits();
-        let scan = opts.prefilter && !(gate.is_true() && fail_gate.is_true());
+        let prefilter = Prefilter::new(&lits, &gate, &fail_gate);
+        let scan = opts.prefilter && !(prefilter.before.always() && prefilter.after.always());
         let def = Def {
             name: name.clone(),
             prefregex,
@@ -419,8 +414,6 @@ impl Filter {
             usedns,
             opts,
             prefilter,
-            gate,
-            fail_gate,
             ignore_first,
             scan,
         };
@@ -438,7 +431,6 @@ impl Filter {
             ibuf: String::new(),
             content: String::new(),
             pref_spans: Vec::new(),
-            window,
             pref_matched: false,
             ignore_hits: Vec::new(),
             taken: Vec::new(),
@@ -478,7 +470,7 @@ impl Filter {
     /// Whether the prefilter can ever reject a line (a filter whose regexes
     /// have no required literal cannot).
     pub fn prefilter_rejects(&self) -> bool {
-        self.def.opts.prefilter && !self.def.gate.is_true()
+        self.def.opts.prefilter && !self.def.prefilter.before.always()
     }
 
     /// Fail2ban's `inOperation`: false while a jail reads its backlog at
@@ -755,28 +747,24 @@ impl State {
 
         if def.scan {
             let slot = self.lines.last_mut().unwrap();
-            def.prefilter.reset(&mut slot.hits);
-            match scanned {
+            slot.gates = match scanned {
                 // The shared scan saw the raw line: add what joining the text
                 // around a cut-out date may have created.
                 Some(h) if !use_last => {
-                    slot.hits.union(h);
-                    if slot.pre < slot.post {
-                        let n = def.prefilter.longest().saturating_sub(1);
-                        let from = floor_char(&slot.text, slot.pre.saturating_sub(n));
-                        let to = ceil_char(&slot.text, (slot.post + n).min(slot.text.len()));
-                        self.ibuf.clear();
-                        self.ibuf.push_str(&slot.text[from..slot.pre]);
-                        self.ibuf.push_str(&slot.text[slot.post..to]);
-                        def.prefilter.scan(self.ibuf.as_bytes(), &mut slot.hits);
-                    }
+                    let n = def.prefilter.longest();
+                    let open = |g: &Gate| {
+                        g.in_hits(h) || gate_at_cut(g, &slot.text, slot.pre, slot.post, n)
+                    };
+                    (
+                        open(&def.prefilter.before),
+                        Some(open(&def.prefilter.after)),
+                    )
                 }
-                _ => {
-                    self.ibuf.clear();
-                    slot.push_stripped(&mut self.ibuf);
-                    def.prefilter.scan(self.ibuf.as_bytes(), &mut slot.hits);
-                }
-            }
+                _ => (
+                    gate_of(&def.prefilter.before, slot, def.prefilter.longest()),
+                    None,
+                ),
+            };
         }
         self.find_failure(def, date, no_date, now, out)
     }
@@ -789,13 +777,9 @@ impl State {
         now: f64,
         out: &mut Vec<Failure>,
     ) -> Result<LineResult, IdError> {
-        let window = std::mem::take(&mut self.lines);
+        let mut window = std::mem::take(&mut self.lines);
         let mut res = LineResult::default();
-        self.window.clear();
-        for l in &window {
-            self.window.union(&l.hits);
-        }
-        if def.opts.prefilter && !def.gate.eval(&self.window) {
+        if def.scan && !window.iter().any(|l| l.gates.0) {
             if def.prefregex.is_some() {
                 self.pref_matched = false;
             }
@@ -808,7 +792,16 @@ impl State {
         }
         join(&window, None, &mut self.buf);
         let mut buffer = Buffer::Window;
-        let r = self.find_in_window(def, &window, &mut buffer, date, no_date, now, out, &mut res);
+        let r = self.find_in_window(
+            def,
+            &mut window,
+            &mut buffer,
+            date,
+            no_date,
+            now,
+            out,
+            &mut res,
+        );
         self.restore_window(def, window, buffer);
         res.ignored = !self.ignore_hits.is_empty();
         res.prefregex = self.pref_matched;
@@ -833,8 +826,11 @@ impl State {
                 l.text.push_str(&self.content);
                 l.pre = 0;
                 l.post = 0;
-                l.hits = def.prefilter.hits();
-                def.prefilter.scan(l.text.as_bytes(), &mut l.hits);
+                let b = l.text.as_bytes();
+                l.gates = (
+                    def.prefilter.before.scan(b),
+                    Some(def.prefilter.after.scan(b)),
+                );
                 vec![l]
             }
         };
@@ -854,7 +850,7 @@ impl State {
     fn find_in_window(
         &mut self,
         def: &Def,
-        window: &[Line],
+        window: &mut [Line],
         buffer: &mut Buffer,
         date: Option<f64>,
         no_date: bool,
@@ -888,9 +884,22 @@ impl State {
                 }
             }
         }
-        if def.opts.prefilter && !def.fail_gate.eval(&self.window) {
-            return Ok(());
+        if def.scan {
+            let n = def.prefilter.longest();
+            let mut open = false;
+            for l in window.iter_mut() {
+                let g = l
+                    .gates
+                    .1
+                    .unwrap_or_else(|| gate_of(&def.prefilter.after, l, n));
+                l.gates.1 = Some(g);
+                open |= g;
+            }
+            if !open {
+                return Ok(());
+            }
         }
+        let window = &*window;
 
         let defcidr = if def.usedns == UseDns::Raw || def.opts.raw_hosts {
             CIDR_RAW
@@ -1198,20 +1207,27 @@ fn fail_of<'a>(cache: &'a mut MlfidCache, slot: &'a mut Slot) -> &'a mut Fail {
     }
 }
 
-/// The largest char boundary at or before `i`.
-fn floor_char(s: &str, mut i: usize) -> usize {
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
+/// Whether a line (without its date) holds one of the gate's literals.
+fn gate_of(g: &Gate, l: &Line, longest: usize) -> bool {
+    g.scan(l.text[..l.pre].as_bytes())
+        || g.scan(l.text[l.post..].as_bytes())
+        || gate_at_cut(g, &l.text, l.pre, l.post, longest)
 }
 
-/// The smallest char boundary at or after `i`.
-fn ceil_char(s: &str, mut i: usize) -> usize {
-    while !s.is_char_boundary(i) {
-        i += 1;
+/// Whether joining the text around a cut-out date (`pre..post`) made one of
+/// the gate's literals (at most `longest` bytes): only the bytes next to the
+/// joint can form one.
+fn gate_at_cut(g: &Gate, text: &str, pre: usize, post: usize, longest: usize) -> bool {
+    if pre >= post || longest < 2 {
+        return false;
     }
-    i
+    let mut joint = [0u8; 128];
+    let n = (longest - 1).min(joint.len() / 2);
+    let before = &text.as_bytes()[pre.saturating_sub(n)..pre];
+    let after = &text.as_bytes()[post..(post + n).min(text.len())];
+    joint[..before.len()].copy_from_slice(before);
+    joint[before.len()..before.len() + after.len()].copy_from_slice(after);
+    g.scan(&joint[..before.len() + after.len()])
 }
 
 /// `int(fail.get('cidr') or family)`.
@@ -1330,12 +1346,29 @@ mod tests {
     const T: f64 = 1_124_013_000.0;
 
     fn filter(fail: &str, opts: FilterOptions) -> Filter {
-        let def = FilterDef { name: "t".into(), failregex: vec![fail.into()], maxlines: 1, ..FilterDef::default() };
-        Filter::new(&def, FilterOptions { now: Some(T + 30.0), ..opts }).unwrap()
+        let def = FilterDef {
+            name: "t".into(),
+            failregex: vec![fail.into()],
+            maxlines: 1,
+            ..FilterDef::default()
+        };
+        Filter::new(
+            &def,
+            FilterOptions {
+                now: Some(T + 30.0),
+                ..opts
+            },
+        )
+        .unwrap()
     }
 
     /// A line as the date detector would hand it over.
-    fn found(f: &mut Filter, line: &str, hit: Option<DateHit>, scanned: Option<&Hits>) -> Vec<Failure> {
+    fn found(
+        f: &mut Filter,
+        line: &str,
+        hit: Option<DateHit>,
+        scanned: Option<&Hits>,
+    ) -> Vec<Failure> {
         let mut out = Vec::new();
         let now = f.now();
         f.run(Input::Found { line, hit }, scanned, now, &mut out);
@@ -1348,14 +1381,25 @@ mod tests {
 
     #[test]
     fn the_date_is_cut_out_and_the_rest_joined() {
-        let mut f = filter(r"^ host sshd\[1\]: fail <HOST>$", FilterOptions::server(600.0));
+        let mut f = filter(
+            r"^ host sshd\[1\]: fail <HOST>$",
+            FilterOptions::server(600.0),
+        );
         let line = "Aug 14 11:00:00 host sshd[1]: fail 192.0.2.1";
         let out = found(&mut f, line, hit(0, 15, Some(T)), None);
         assert_eq!(out.len(), 1);
-        assert_eq!((out[0].time, &out[0].matches[..]), (T, &[line.to_string()][..]));
+        assert_eq!(
+            (out[0].time, &out[0].matches[..]),
+            (T, &[line.to_string()][..])
+        );
         // A date in mid-line: the text around it is joined.
         let mut f = filter(r"^\[x\]  fail <HOST>$", FilterOptions::server(600.0));
-        let out = found(&mut f, "[x] 2005-08-14 11:00:00 fail 192.0.2.2", hit(4, 23, Some(T)), None);
+        let out = found(
+            &mut f,
+            "[x] 2005-08-14 11:00:00 fail 192.0.2.2",
+            hit(4, 23, Some(T)),
+            None,
+        );
         assert_eq!(out.len(), 1);
     }
 
@@ -1366,16 +1410,27 @@ mod tests {
         found(&mut f, first, hit(0, 15, Some(T)), None);
         // An optional date that matched nothing, an unreadable date, no date:
         // the last date (recent enough) and its text stand in.
-        for (line, h) in [("fail 192.0.2.2", hit(0, 0, None)), ("Foo 99 fail 192.0.2.3", hit(0, 6, None)), ("fail 192.0.2.4", None)] {
+        for (line, h) in [
+            ("fail 192.0.2.2", hit(0, 0, None)),
+            ("Foo 99 fail 192.0.2.3", hit(0, 6, None)),
+            ("fail 192.0.2.4", None),
+        ] {
             let out = found(&mut f, line, h, None);
-            assert_eq!((out[0].time, &out[0].matches[..]), (T, &[format!("Aug 14 11:00:00{line}")][..]), "{line}");
+            assert_eq!(
+                (out[0].time, &out[0].matches[..]),
+                (T, &[format!("Aug 14 11:00:00{line}")][..]),
+                "{line}"
+            );
         }
         // Older than a minute: now, and the line as it is.
         let mut f = filter(r"fail <HOST>", FilterOptions::regex_tool());
         f.def.opts.now = Some(T);
         found(&mut f, first, hit(0, 15, Some(T - 61.0)), None);
         let out = found(&mut f, "fail 192.0.2.5", hit(0, 0, None), None);
-        assert_eq!((out[0].time, &out[0].matches[..]), (T, &["fail 192.0.2.5".to_string()][..]));
+        assert_eq!(
+            (out[0].time, &out[0].matches[..]),
+            (T, &["fail 192.0.2.5".to_string()][..])
+        );
         // fail2ban-regex: no date stays no date.
         let mut f = filter(r"fail <HOST>", FilterOptions::regex_tool());
         let out = found(&mut f, "fail 192.0.2.6", None, None);
@@ -1394,8 +1449,23 @@ mod tests {
         assert_eq!(out.len(), 1);
         // The shared scan is trusted: what it did not see is not there.
         let empty = f.prefilter().hits();
-        assert!(found(&mut f, "2005 abcdef fail 192.0.2.1", hit(0, 4, Some(T)), Some(&empty)).is_empty());
-        assert_eq!(found(&mut f, "2005 abcdef fail 192.0.2.1", hit(0, 4, Some(T)), None).len(), 1);
+        assert!(found(
+            &mut f,
+            "2005 abcdef fail 192.0.2.1",
+            hit(0, 4, Some(T)),
+            Some(&empty)
+        )
+        .is_empty());
+        assert_eq!(
+            found(
+                &mut f,
+                "2005 abcdef fail 192.0.2.1",
+                hit(0, 4, Some(T)),
+                None
+            )
+            .len(),
+            1
+        );
     }
 
     #[test]
