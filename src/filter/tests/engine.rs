@@ -667,3 +667,89 @@ fn nul_bytes_and_undecodable_bytes() {
     ));
     assert_eq!(decode_line(b"a\xf0\x9f\x98b\xc3"), "a\u{fffd}b\u{fffd}");
 }
+
+mod alloc {
+    //! Counts the allocations of the current thread.
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub struct Counting;
+
+    // SAFETY: forwards to the system allocator; only counts.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+            System.alloc(layout)
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            System.dealloc(ptr, layout)
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+            System.realloc(ptr, layout, size)
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    pub fn count() -> usize {
+        COUNT.with(Cell::get)
+    }
+}
+
+#[test]
+fn the_miss_path_allocates_nothing() {
+    let misses = [
+        "cron[5]: (root) CMD (run-parts /etc/cron.hourly)",
+        "sshd[4]: Server listening on 0.0.0.0 port 22.",
+        "sshd[4]: Failed password for",
+        "sshd[9]: Connection from nowhere",
+    ];
+    let mut window = sshd_like();
+    window.maxlines = 3;
+    for d in [sshd_like(), window] {
+        for opts in [
+            server(),
+            tool(),
+            FilterOptions {
+                prefilter: false,
+                ..server()
+            },
+        ] {
+            let mut f = build(&d, opts);
+            let mut out = Vec::with_capacity(4);
+            // Warm up: buffers grow to the longest line once.
+            for l in misses.iter().chain(misses.iter()) {
+                f.process_dated("Jan 10 00:00:00", l, NOW, &mut out);
+                f.process_line(l, &mut out);
+            }
+            assert!(out.is_empty(), "{out:?}");
+            let before = alloc::count();
+            for _ in 0..100 {
+                for l in misses {
+                    f.process_dated("Jan 10 00:00:00", l, NOW, &mut out);
+                }
+            }
+            assert_eq!(alloc::count() - before, 0, "maxlines {}", d.maxlines);
+            assert!(out.is_empty());
+            // The counter does count: a failure allocates. (The prefregex is
+            // not multi-line: it only matches a window of one line.)
+            if d.maxlines == 1 {
+                f.process_dated(
+                    "",
+                    "sshd[1]: Failed password for x from 192.0.2.1 port 1",
+                    NOW,
+                    &mut out,
+                );
+                assert!(out.len() == 1 && alloc::count() > before);
+            }
+        }
+    }
+}

@@ -294,6 +294,70 @@ fn regex_report_counts_as_fail2ban_regex() {
     }
 }
 
+/// Every corpus line through every stock filter variant, with and without
+/// the prefilter: the results must not differ, and most lines (another
+/// service's) must be rejected.
+#[test]
+fn prefilter_never_rejects_a_match_on_any_corpus_line() {
+    let corpus = oracle(&["corpus", "1", "1", "no"], None);
+    let mut lines: Vec<(String, String, f64)> = Vec::new();
+    for v in corpus.as_array().unwrap() {
+        for l in v["lines"].as_array().unwrap() {
+            let t = (
+                l["time_text"].as_str().unwrap().to_string(),
+                l["text"].as_str().unwrap().to_string(),
+                l["time"].as_f64().unwrap(),
+            );
+            if !lines.iter().any(|x| x.1 == t.1) {
+                lines.push(t);
+            }
+        }
+    }
+    let filters = oracle(&["filters"], None);
+    let (mut total, mut rejected) = (0usize, 0usize);
+    for v in filters.as_array().unwrap() {
+        let def = def_from(v);
+        for base in [FilterOptions::server(600.0), FilterOptions::regex_tool()] {
+            let opts = fixed(FilterOptions {
+                usedns: Some(UseDns::No),
+                find_time: None,
+                ..base
+            });
+            let mut with = Filter::new(&def, opts.clone()).unwrap();
+            let mut without = Filter::new(
+                &def,
+                FilterOptions {
+                    prefilter: false,
+                    ..opts
+                },
+            )
+            .unwrap();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for (tt, text, time) in &lines {
+                a.clear();
+                b.clear();
+                let ra = with.process_dated(tt, text, *time, &mut a);
+                let rb = without.process_dated(tt, text, *time, &mut b);
+                assert_eq!(a, b, "{} {}: {tt}{text}", def.name, v["opts"]);
+                assert_eq!(
+                    (ra.failures, ra.ignored),
+                    (rb.failures, rb.ignored),
+                    "{} {}: {tt}{text}",
+                    def.name,
+                    v["opts"]
+                );
+                assert_eq!(with.ignore_hits(), without.ignore_hits());
+                total += 1;
+                rejected += ra.rejected as usize;
+            }
+        }
+    }
+    assert!(
+        rejected * 10 > total * 8,
+        "only {rejected} of {total} lines rejected"
+    );
+}
+
 #[test]
 fn python_classes_match_python() {
     let expected = oracle(&["classes"], None);
