@@ -258,28 +258,46 @@ struct Def {
     scan: bool,
 }
 
-/// Rate limit of the "regex gave up" warning.
-const LIMIT_WARN_EVERY: Duration = Duration::from_secs(60);
+/// How often a message about bad input may be logged per filter and kind.
+const LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// The "regex gave up" warning, at most once a minute per filter.
+/// A message about bad input (a line the log's writer controls) is logged at
+/// most once a minute, with the count of those left out since.
 #[derive(Default)]
-struct LimitWarn {
+struct Throttle {
     last: Option<Instant>,
     suppressed: u64,
 }
 
-impl LimitWarn {
-    fn hit(&mut self, filter: &str, re: &Compiled) {
-        if self.last.map_or(true, |t| t.elapsed() >= LIMIT_WARN_EVERY) {
-            tracing::warn!(
-                "[{filter}] a regex gave up on a line at the PCRE2 match or depth limit ({} more since the last warning): {}",
-                self.suppressed,
-                re.text
-            );
+impl Throttle {
+    /// Some(count left out since the last one) when a message may go out.
+    fn allow(&mut self) -> Option<u64> {
+        if self.last.map_or(true, |t| t.elapsed() >= LOG_EVERY) {
             self.last = Some(Instant::now());
-            self.suppressed = 0;
+            Some(std::mem::take(&mut self.suppressed))
         } else {
             self.suppressed += 1;
+            None
+        }
+    }
+}
+
+/// The throttled messages of a filter.
+#[derive(Default)]
+struct Throttles {
+    limit: Throttle,
+    bad_time: Throttle,
+    no_group: Throttle,
+    failed: Throttle,
+}
+
+impl Throttles {
+    fn limit_hit(&mut self, filter: &str, re: &Compiled) {
+        if let Some(n) = self.limit.allow() {
+            tracing::warn!(
+                "[{filter}] a regex gave up on a line at the PCRE2 match or depth limit ({n} more since the last warning): {}",
+                re.text
+            );
         }
     }
 }
@@ -289,10 +307,10 @@ fn find(
     re: &Compiled,
     text: &str,
     scratch: &mut Scratch,
-    limit: &mut LimitWarn,
+    logs: &mut Throttles,
     filter: &str,
 ) -> bool {
-    search(re, text, scratch, &mut |re| limit.hit(filter, re))
+    search(re, text, scratch, &mut |re| logs.limit_hit(filter, re))
 }
 
 /// The mutable state of a filter.
@@ -317,7 +335,7 @@ struct State {
     ignore_hits: Vec<usize>,
     taken: Vec<String>,
     next_warn: [f64; 3],
-    limit: LimitWarn,
+    logs: Throttles,
 }
 
 /// Keys of Fail2ban's once-a-day warnings.
@@ -435,7 +453,7 @@ impl Filter {
             ignore_hits: Vec::new(),
             taken: Vec::new(),
             next_warn: [0.0; 3],
-            limit: LimitWarn::default(),
+            logs: Throttles::default(),
         };
         Ok(Filter { def, st })
     }
@@ -558,7 +576,12 @@ impl Filter {
         match st.process(def, input, scanned, now, out) {
             Ok(r) => r,
             Err(IdError(e)) => {
-                tracing::error!("[{}] Failed to process line: {e}", def.name);
+                if let Some(n) = st.logs.failed.allow() {
+                    tracing::error!(
+                        "[{}] Failed to process line ({n} more since): {e}",
+                        def.name
+                    );
+                }
                 out.truncate(start);
                 LineResult {
                     prefregex: st.pref_matched,
@@ -654,6 +677,13 @@ impl State {
                 (text, None)
             }
             Input::Found { line, hit } => {
+                // A span that is no span of this line is taken as no date.
+                let hit = hit.filter(|h| {
+                    h.start <= h.end
+                        && h.end <= line.len()
+                        && line.is_char_boundary(h.start)
+                        && line.is_char_boundary(h.end)
+                });
                 date = None;
                 let mut span = None;
                 match hit {
@@ -666,11 +696,15 @@ impl State {
                                 self.last_time_text.push_str(&line[h.start..h.end]);
                                 self.last_date = Some(t);
                             }
-                            None => tracing::error!(
-                                "[{}] findFailure failed to parse timeText: {}",
-                                def.name,
-                                &line[h.start..h.end]
-                            ),
+                            None => {
+                                if let Some(n) = self.logs.bad_time.allow() {
+                                    tracing::error!(
+                                        "[{}] findFailure failed to parse timeText ({n} more since): {}",
+                                        def.name,
+                                        &line[h.start..h.end]
+                                    );
+                                }
+                            }
                         }
                     }
                     Some(h) => {
@@ -867,7 +901,7 @@ impl State {
         let mut searched = Searched::Buf;
         let mut pre_groups: Option<Groups> = None;
         if let Some(p) = &def.prefregex {
-            let m = find(p, &self.buf, &mut self.scratch, &mut self.limit, name);
+            let m = find(p, &self.buf, &mut self.scratch, &mut self.logs, name);
             self.pref_matched = m;
             if !m {
                 return Ok(());
@@ -916,7 +950,7 @@ impl State {
             } else {
                 &self.alt
             };
-            if !find(fr, text, &mut self.scratch, &mut self.limit, name) {
+            if !find(fr, text, &mut self.scratch, &mut self.logs, name) {
                 continue;
             }
             let scratch = &self.scratch;
@@ -995,7 +1029,12 @@ impl State {
                     } else {
                         &self.alt
                     };
-                    tracing::error!("[{name}] No group found in '{text}' using '{}'", fr.text);
+                    if let Some(n) = self.logs.no_group.allow() {
+                        tracing::error!(
+                            "[{name}] No group found in '{text}' using '{}' ({n} more since)",
+                            fr.text
+                        );
+                    }
                     continue;
                 }
                 (fid.clone(), defcidr, true)
@@ -1073,7 +1112,7 @@ impl State {
                 (false, Searched::Buf) => &self.buf,
                 (false, _) => &self.alt,
             };
-            if !find(re, text, &mut self.scratch, &mut self.limit, name) {
+            if !find(re, text, &mut self.scratch, &mut self.logs, name) {
                 continue;
             }
             found = true;
@@ -1435,6 +1474,16 @@ mod tests {
         let mut f = filter(r"fail <HOST>", FilterOptions::regex_tool());
         let out = found(&mut f, "fail 192.0.2.6", None, None);
         assert!(!out[0].dated);
+    }
+
+    #[test]
+    fn a_date_span_outside_the_line_is_no_date() {
+        let mut f = filter(r"fail <HOST>", FilterOptions::regex_tool());
+        for h in [hit(5, 99, Some(T)), hit(3, 2, Some(T)), hit(1, 2, Some(T))] {
+            let out = found(&mut f, "\u{e9}fail 192.0.2.1", h, None);
+            assert_eq!(out.len(), 1);
+            assert!(!out[0].dated && out[0].matches == ["\u{e9}fail 192.0.2.1"]);
+        }
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Finds failures in log lines: Fail2ban's regex dialect and tags translated to
 //! PCRE2 (JIT), a literal prefilter that rejects most lines cheaply, date
 //! detection, `prefregex`, multi-line windows and failure ids.
+//!
+//! [`Filter`] is the entry point (one per jail); [`RegexReport`] keeps the
+//! statistics `fail2ban-regex` prints. Inside: `tags` (Fail2ban's `<HOST>`,
+//! `<F-*>` tags), `pyre` (Python `re` syntax to PCRE2), `compiled` (one regex
+//! and its groups), `prefilter`, `addr` (failure ids as Fail2ban reads and
+//! prints them), `dns`, `engine` (the per-line logic).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -58,5 +64,5 @@ mod tags;
 mod tests;
 
 pub use engine::{Filter, FilterError, FilterOptions, LineResult};
-pub use prefilter::{Hits, Prefilter};
+pub use prefilter::{Hits, Literal, Prefilter};
 pub use report::{Hit, RegexReport, ReportOptions};

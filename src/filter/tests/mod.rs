@@ -547,3 +547,29 @@ fn address_parsing_matches_inet_pton() {
         assert_eq!(&got, want, "{t:?}");
     }
 }
+
+#[test]
+fn decoding_replaces_bad_bytes_as_python_does() {
+    let samples: Vec<&[u8]> = vec![
+        b"plain",
+        b"\xff",
+        b"a\xc3",
+        b"\xe2\x82b",
+        b"\xf0\x9f\x98",
+        b"\xed\xa0\x80",
+        b"\xf4\x90\x80\x80",
+        b"\xc0\xaf",
+        b"a\x80b",
+        b"\xf0\x80\x80\x80",
+        b"\xe0\x80\xaf",
+        b"\xc3\xa9\xff\xfe\x00x",
+    ];
+    let hex: Vec<String> = samples
+        .iter()
+        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+        .collect();
+    let expected = oracle(&["decode"], Some(&serde_json::json!(hex)));
+    for (b, want) in samples.iter().zip(expected.as_array().unwrap()) {
+        assert_eq!(decode_line(b), want.as_str().unwrap(), "{b:?}");
+    }
+}

@@ -7,6 +7,7 @@
 #   oracle.py search                  stdin: [[regex, usedns, subject], ...] -> Fail2ban's Regex results
 #   oracle.py classes                 code points Python's \s, \w, \d match
 #   oracle.py pton                    stdin: [text, ...] -> inet_pton results
+#   oracle.py decode                  stdin: [hex bytes, ...] -> UTF-8 decoded with errors='replace'
 import io
 import json
 import os
@@ -263,6 +264,13 @@ def classes():
     json.dump(out, sys.stdout)
 
 
+def decode():
+    out = []
+    for hexbytes in json.load(sys.stdin):
+        out.append(bytes.fromhex(hexbytes).decode("utf-8", "replace"))
+    json.dump(out, sys.stdout)
+
+
 def pton():
     out = []
     for text in json.load(sys.stdin):
@@ -294,5 +302,7 @@ if __name__ == "__main__":
         classes()
     elif cmd == "pton":
         pton()
+    elif cmd == "decode":
+        decode()
     else:
         sys.exit("unknown command " + cmd)
