@@ -56,6 +56,7 @@ impl Compiled {
             multiline: parsed.flags & FLAG_M != 0,
             dotall: parsed.flags & FLAG_S != 0,
             ucp: true,
+            alt_circumflex: true,
         };
         let re = Regex::new(&pyre::to_pcre2(&parsed), flags).map_err(|e| fail(&e))?;
         let cond = required(&parsed.node, lits);

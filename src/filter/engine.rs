@@ -479,6 +479,11 @@ impl Filter {
         self.def.maxlines
     }
 
+    /// The date detector (`fail2ban-regex` prints its template hits).
+    pub fn date_detector(&self) -> &DateDetector {
+        &self.st.dates
+    }
+
     /// The prefilter, for a scan shared between filters
     /// ([`Filter::process_line_scanned`]).
     pub fn prefilter(&self) -> &Prefilter {
@@ -1248,8 +1253,8 @@ fn fail_of<'a>(cache: &'a mut MlfidCache, slot: &'a mut Slot) -> &'a mut Fail {
 
 /// Whether a line (without its date) holds one of the gate's literals.
 fn gate_of(g: &Gate, l: &Line, longest: usize) -> bool {
-    g.scan(l.text[..l.pre].as_bytes())
-        || g.scan(l.text[l.post..].as_bytes())
+    g.scan(&l.text.as_bytes()[..l.pre])
+        || g.scan(&l.text.as_bytes()[l.post..])
         || gate_at_cut(g, &l.text, l.pre, l.post, longest)
 }
 
@@ -1515,6 +1520,12 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_filter_can_move_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<Filter>();
     }
 
     #[test]

@@ -375,8 +375,7 @@ fn parse_seq(
     first: bool,
 ) -> Result<(Node, u8), PyError> {
     let mut seq: Vec<Node> = Vec::new();
-    loop {
-        let Some(this) = src.next else { break };
+    while let Some(this) = src.next {
         if this == Tok::C('|') || this == Tok::C(')') {
             break;
         }

@@ -447,27 +447,33 @@ const TAG_REGEXES: &[&str] = &[
     "port <F-PORT/>",
 ];
 
-#[test]
-fn address_tags_match_as_fail2ban_does() {
-    let mut cases = Vec::new();
-    for re in TAG_REGEXES {
-        for dns in ["yes", "no"] {
-            for s in SUBJECTS {
-                cases.push(serde_json::json!([re, dns, s]));
-            }
-        }
-    }
-    let expected = oracle(&["search"], Some(&Value::Array(cases.clone())));
+/// Compiles each case here and in Fail2ban (Python) and compares the first
+/// match: span (in characters) and named groups, or both refusing the regex.
+fn searches_agree(cases: &[(&str, &str, &str, bool)]) {
+    let input: Vec<Value> = cases
+        .iter()
+        .map(|(r, d, s, m)| serde_json::json!([r, d, s, m]))
+        .collect();
+    let expected = oracle(&["search"], Some(&Value::Array(input)));
     let mut s = pcre::Scratch::default();
-    for (case, want) in cases.iter().zip(expected.as_array().unwrap()) {
-        let (re, dns, subject) = (
-            case[0].as_str().unwrap(),
-            case[1].as_str().unwrap(),
-            case[2].as_str().unwrap(),
-        );
+    for (&(re, dns, subject, multiline), want) in cases.iter().zip(expected.as_array().unwrap()) {
         let usedns = if dns == "no" { UseDns::No } else { UseDns::Yes };
         let mut lits = prefilter::Interner::default();
-        let c = compiled::Compiled::new(re, usedns, false, &mut lits).unwrap();
+        let c = match compiled::Compiled::new(re, usedns, multiline, &mut lits) {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    want.get("error").is_some(),
+                    "{re:?}: Python compiles it, logban says {e}"
+                );
+                continue;
+            }
+        };
+        assert!(
+            want.get("error").is_none(),
+            "{re:?}: Python refuses it: {}",
+            want["error"]
+        );
         let got = if c.re.find(subject, &mut s).unwrap() {
             let (b, e) = s.get(0).unwrap();
             let chars = |i: usize| subject[..i].chars().count();
@@ -487,8 +493,85 @@ fn address_tags_match_as_fail2ban_does() {
         } else {
             Value::Null
         };
-        assert_eq!(&got, want, "{re} ({dns}) on {subject:?}");
+        assert_eq!(
+            &got, want,
+            "{re:?} ({dns}, multiline {multiline}) on {subject:?}"
+        );
     }
+}
+
+#[test]
+fn address_tags_match_as_fail2ban_does() {
+    let mut cases = Vec::new();
+    for re in TAG_REGEXES {
+        for dns in ["yes", "no"] {
+            for s in SUBJECTS {
+                cases.push((*re, dns, *s, false));
+            }
+        }
+    }
+    searches_agree(&cases);
+}
+
+/// Python `re` features where PCRE2 differs or that Fail2ban's filters use.
+const DIALECT: &[(&str, &str, bool)] = &[
+    (r"a\n^", "a\n", true),
+    (r"^b$", "a\nb\n", true),
+    (r"^b$", "a\nb\n", false),
+    (r"b$", "a\nb\n", false),
+    (r"b\Z", "a\nb\n", false),
+    (r"b\Z", "a\nb", false),
+    (r"\Ab", "a\nb", true),
+    (r"x{,2}y", "xxxy", false),
+    (r"x{2,}", "x xx xxx", false),
+    (r"x{}y{a}", "x{}y{a}", false),
+    (r"\d+", "ab\u{0663}\u{0664}5", false),
+    (r"\w+", "\u{e9}t\u{e9}\u{301}x", false),
+    (r"\bx\b", "\u{301}x y", false),
+    (r"\Bx", "\u{e9}x", false),
+    (r"\s+", "a\u{1c}\u{85}\u{a0}\u{180e}b", false),
+    (r"\S+", "\u{1f}ab\u{2000}", false),
+    (r"[\S.]+", " x.y ", false),
+    (r"[^\W\d]+", "12ab_3", false),
+    (r"(?i)stra\u{df}e", "STRASSE STRA\u{df}E", false),
+    (r"(?i)\u{212a}elvin", "kelvin", false),
+    (r"((?i)login|plain) failed", "LOGIN failed", false),
+    (r"(?:(?i)x)Y", "XY", false),
+    (r"a(?i)b", "ab", false),
+    (r"(?i:a)B", "AB Ab", false),
+    (r"(?-i:a)b", "ab", false),
+    (r"(?x) a b # c\n c", "abc", false),
+    (
+        r"(?P<q>['\x22])?(?P<u>\w+)(?(q)(?P=q))",
+        "'bob' \x22eve",
+        false,
+    ),
+    (r"(?P<n>a)\1", "aa", false),
+    (r"\101\0\x41\u0041\t", "AA\u{0}AA\u{9}", false),
+    (r"[[]x[]]", "[x]", false),
+    (r"[^]]+", "ab]", false),
+    (r"[a-]+", "-a-", false),
+    (r"(?<=ab|c)d", "abd", false),
+    (r"(?<=a{2})b", "aab", false),
+    (r"a++b", "aab", false),
+    (r"(?>a+)b", "aab", false),
+    (r"(?s)a.b", "a\nb", false),
+    (r"a.b", "a\rb", false),
+    (r"a*?b", "aab", false),
+    (r"\v\f\a", "\u{b}\u{c}\u{7}", false),
+    (r"[\b]", "\u{8}", false),
+    (r"\q", "q", false),
+    (r"(?L)x", "x", false),
+    (r"x{3,1}", "x", false),
+    (r"(?#comment)a", "a", false),
+    (r"a#b", "a#b", false),
+];
+
+#[test]
+fn python_dialect_matches_python() {
+    let cases: Vec<(&str, &str, &str, bool)> =
+        DIALECT.iter().map(|&(r, s, m)| (r, "no", s, m)).collect();
+    searches_agree(&cases);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 #   oracle.py filters                 resolved regexes of every stock filter variant
 #   oracle.py corpus CHECKALL RAW DNS  per-line results of Fail2ban's Filter on the corpus
 #   oracle.py report                  fail2ban-regex statistics on the corpus
-#   oracle.py search                  stdin: [[regex, usedns, subject], ...] -> Fail2ban's Regex results
+#   oracle.py search                  stdin: [[regex, usedns, subject(, multiline)], ...] -> Fail2ban's Regex results
 #   oracle.py classes                 code points Python's \s, \w, \d match
 #   oracle.py pton                    stdin: [text, ...] -> inet_pton results
 #   oracle.py decode                  stdin: [hex bytes, ...] -> UTF-8 decoded with errors='replace'
@@ -243,9 +243,10 @@ def report():
 
 def search():
     out = []
-    for regex, usedns, subject in json.load(sys.stdin):
+    for case in json.load(sys.stdin):
+        regex, usedns, subject = case[:3]
         try:
-            r = Regex(regex, useDns=usedns)
+            r = Regex(regex, useDns=usedns, multiline=len(case) > 3 and case[3])
         except RegexException as e:
             out.append({"error": str(e)})
             continue
