@@ -14,10 +14,7 @@ pub fn now() -> f64 {
 /// allowed), IPv4-mapped IPv6 folded to IPv4.
 pub fn parse_addr(s: &str) -> Option<IpAddr> {
     let s = s.trim();
-    let s = s
-        .strip_prefix('[')
-        .and_then(|x| x.strip_suffix(']'))
-        .unwrap_or(s);
+    let s = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(s);
     let ip: IpAddr = s.parse().ok()?;
     Some(match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -34,14 +31,8 @@ mod tests {
 
     #[test]
     fn mapped_v6_folds_to_v4() {
-        assert_eq!(
-            parse_addr("::ffff:1.2.3.4"),
-            Some("1.2.3.4".parse().unwrap())
-        );
-        assert_eq!(
-            parse_addr("[2001:db8::1]"),
-            Some("2001:db8::1".parse().unwrap())
-        );
+        assert_eq!(parse_addr("::ffff:1.2.3.4"), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(parse_addr("[2001:db8::1]"), Some("2001:db8::1".parse().unwrap()));
         assert_eq!(parse_addr("1.2.3"), None);
     }
 }
