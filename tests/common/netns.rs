@@ -270,6 +270,7 @@ pub fn action_defs(
             name,
             file: file.to_string(),
             options,
+            ..Default::default()
         })
         .collect();
     (dir, defs)
