@@ -307,6 +307,12 @@ pub fn install_links(dir: &Path, target: &Path, force: bool) -> io::Result<Vec<(
             Ok(_) if std::fs::canonicalize(&link).is_ok_and(|p| p == real_target) => {
                 Linked::Present
             }
+            Ok(meta) if meta.is_dir() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} is a directory", link.display()),
+                ))
+            }
             Ok(_) => {
                 foreign.push(link.display().to_string());
                 Linked::Replaced
@@ -318,7 +324,7 @@ pub fn install_links(dir: &Path, target: &Path, force: bool) -> io::Result<Vec<(
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             format!(
-                "{} not a link to {} (--force replaces)",
+                "{}: not a link to {} (--force replaces)",
                 foreign.join(", "),
                 real_target.display()
             ),
