@@ -36,7 +36,7 @@ pub fn load(dir: Option<&Path>) -> Result<ConfigTree, ConfigError> {
         let has_jails = ["jail.conf", "jail.local", "jail.d"]
             .iter()
             .any(|name| dir.join(name).exists());
-        if !has_jails {
+        if dir.is_dir() && !has_jails {
             // An empty mount point, most likely: it is not the embedded tree.
             tracing::warn!(
                 "{} has no jail.conf, jail.local or jail.d: no jails (logban config write-defaults {} writes the defaults there)",
