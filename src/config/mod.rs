@@ -5,7 +5,8 @@
 //! interpolation, `<tag>` substitution and `name[k=v]` parameters all live here;
 //! the other modules only see the resolved definitions below.
 //!
-//! Entry point: [`ConfigTree`] (`open(dir)` or `embedded(files)`), then
+//! Entry point: [`load`] (the directory, or [`embedded`] when it does not
+//! exist) or [`ConfigTree`] (`open(dir)` or `embedded(files)`), then
 //! [`ConfigTree::server`], [`ConfigTree::jails`], [`ConfigTree::jail`],
 //! [`ConfigTree::filter`], [`ConfigTree::action`], and [`dump`] for the
 //! command stream `fail2ban-client -d` prints. [`tags`] holds the `<tag>`
@@ -13,6 +14,7 @@
 //! values.
 
 mod build;
+pub mod embedded;
 mod error;
 mod files;
 mod glob;
@@ -27,6 +29,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
+pub use embedded::load;
 pub use error::{ConfigError, ErrorDetails};
 pub use reader::FAIL2BAN_VERSION;
 pub use time::parse_time;

@@ -21,7 +21,7 @@
 //!
 //! Runtime use by the action module, for a ban of an IPv6 address:
 //!
-//! ```ignore
+//! ```text
 //! let props = action_def.properties(Some("inet6"))?;   // `?family=inet6` values win
 //! let cmd = props.command("actionban")?;              // static tags resolved
 //! let cmd = config::tags::substitute_once(&cmd, |tag| match tag {

@@ -15,6 +15,8 @@ pub struct Flags {
     pub dotall: bool,
     /// Unicode properties for `\w`, `\d`, `\s`, `\b` (Python's str semantics).
     pub ucp: bool,
+    /// In multi-line mode `^` also matches after a final newline, as in Python.
+    pub alt_circumflex: bool,
 }
 
 /// Why a pattern did not compile.
@@ -96,6 +98,9 @@ impl Regex {
         }
         if flags.ucp {
             options |= PCRE2_UCP;
+        }
+        if flags.alt_circumflex {
+            options |= PCRE2_ALT_CIRCUMFLEX;
         }
         let mut errcode: i32 = 0;
         let mut erroffset: usize = 0;
@@ -182,7 +187,7 @@ impl Regex {
             )
         };
         scratch.groups = self.captures + 1;
-        if rc > 0 || rc == 0 {
+        if rc >= 0 {
             Ok(true)
         } else if rc == PCRE2_ERROR_NOMATCH {
             Ok(false)

@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -326,18 +327,130 @@ fn host_name() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// This host's addresses as a prefix set, looked up once per process (at
-/// config time) and shared by every jail.
-pub fn self_addresses() -> Arc<PrefixSet> {
-    static SELF: OnceLock<Arc<PrefixSet>> = OnceLock::new();
-    SELF.get_or_init(|| {
-        let mut set = PrefixSet::default();
-        for a in host_addresses() {
-            set.insert(IpNet::from(a), 0);
+/// This host's addresses for `ignoreself`, read again whenever an interface
+/// address was added or removed since the last lookup (a netlink socket
+/// subscribed to address events tells). An interface that gets its address
+/// after the start, as slirp4netns' tap0 (the mail-server images'
+/// NETWORK_INTERFACE under rootless Podman) does, is covered from then on.
+#[derive(Debug)]
+pub struct SelfAddresses {
+    /// None: the set stays as it is.
+    events: Option<OwnedFd>,
+    set: Mutex<Arc<PrefixSet>>,
+}
+
+impl SelfAddresses {
+    /// A set that never changes.
+    pub fn fixed(set: Arc<PrefixSet>) -> SelfAddresses {
+        SelfAddresses {
+            events: None,
+            set: Mutex::new(set),
         }
-        Arc::new(set)
-    })
-    .clone()
+    }
+
+    /// [`host_addresses`] now, followed as they change, in the network
+    /// namespace of the calling thread.
+    pub fn watched() -> SelfAddresses {
+        // Subscribed before the first read, so that no change falls between.
+        let events = address_events()
+            .map_err(|e| {
+                tracing::warn!("Own addresses will not follow interface changes: {e}");
+            })
+            .ok();
+        SelfAddresses {
+            events,
+            set: Mutex::new(Arc::new(host_prefix_set())),
+        }
+    }
+
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        if self.events.as_ref().is_some_and(addresses_changed) {
+            *set = Arc::new(host_prefix_set());
+        }
+        set.contains(addr)
+    }
+}
+
+fn host_prefix_set() -> PrefixSet {
+    let mut set = PrefixSet::default();
+    for a in host_addresses() {
+        set.insert(IpNet::from(a), 0);
+    }
+    set
+}
+
+/// A non-blocking netlink socket that receives every change of an IPv4 or
+/// IPv6 interface address.
+fn address_events() -> std::io::Result<OwnedFd> {
+    // SAFETY: plain socket creation; the descriptor is owned right away.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain data; all-zero is a valid value.
+    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    sa.nl_groups = (libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR) as u32;
+    // SAFETY: `sa` is a sockaddr_nl of the size given.
+    let bound = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if bound != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Drains the pending address events; true when there was one (or some were
+/// lost because the socket's buffer overflowed).
+fn addresses_changed(fd: &OwnedFd) -> bool {
+    let mut buf = [0u8; 8192];
+    let mut changed = false;
+    loop {
+        // SAFETY: the buffer is valid for its length.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n > 0 {
+            changed = true;
+            continue;
+        }
+        let err = std::io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ENOBUFS) => {
+                changed = true;
+                continue;
+            }
+            _ => changed,
+        };
+    }
+}
+
+/// This host's addresses, shared by every jail: one [`SelfAddresses`] per
+/// process, made at the first call.
+pub fn self_addresses() -> Arc<SelfAddresses> {
+    static SELF: OnceLock<Arc<SelfAddresses>> = OnceLock::new();
+    SELF.get_or_init(|| Arc::new(SelfAddresses::watched()))
+        .clone()
 }
 
 /// Values of the dynamic tags an `ignorecommand` (or `ignorecache` key) may
@@ -656,18 +769,23 @@ pub struct Ignore {
     pub command: Option<IgnoreCommand>,
     /// `ignorecache`.
     pub cache: Option<IgnoreCache>,
-    self_addrs: Arc<PrefixSet>,
+    self_addrs: Arc<SelfAddresses>,
 }
 
 impl Default for Ignore {
     /// `ignoreself` on with this host's addresses, nothing else.
     fn default() -> Self {
-        Ignore::with_self_addresses(self_addresses())
+        Ignore::with_own(self_addresses())
     }
 }
 
 impl Ignore {
+    /// With a fixed set of own addresses.
     pub fn with_self_addresses(self_addrs: Arc<PrefixSet>) -> Ignore {
+        Ignore::with_own(Arc::new(SelfAddresses::fixed(self_addrs)))
+    }
+
+    fn with_own(self_addrs: Arc<SelfAddresses>) -> Ignore {
         Ignore {
             ignoreself: true,
             list: IgnoreList::default(),

@@ -67,6 +67,7 @@ fn failure(fid: &str, time: f64, line: &str) -> Failure {
         matches: vec![line.to_string()],
         data: Vec::new(),
         nofail: false,
+        ..Default::default()
     }
 }
 
@@ -802,6 +803,7 @@ fn run_ours(spec: &Json) -> Json {
                         .collect(),
                     data: vec![],
                     nofail: false,
+                    ..Default::default()
                 };
                 json!(counted(j.on_failure(&f, now, &NoHistory))
                     .ban
@@ -1096,6 +1098,7 @@ fn known_offenders_same_as_fail2ban_observer() {
                     matches: vec![ev["matches"][0].as_str().unwrap().to_string()],
                     data: vec![],
                     nofail: false,
+                    ..Default::default()
                 };
                 counted(j.on_failure(&f, now, &store)).ban
             };

@@ -42,13 +42,11 @@ use crate::notice;
 use crate::source::{FileBackend, StoredPos};
 use crate::store::{Restore, Store, DEFAULT_MAX_MATCHES};
 
-/// The configuration directory when `-c` is not given.
-pub const DEFAULT_CONF: &str = "/etc/fail2ban";
-
 const USAGE: &str = "Usage: logban server [OPTIONS] [start]
   (also installed as fail2ban-server)
 
-  -c <DIR>                configuration directory (default /etc/fail2ban)
+  -c <DIR>                configuration directory (default /etc/fail2ban; logban's
+                          embedded defaults when it does not exist)
   -s <FILE>               socket path
   -p <FILE>               pid file path
   --loglevel <LEVEL>      logging level
@@ -90,11 +88,10 @@ pub fn main(args: &[String]) -> i32 {
     }
 }
 
-/// The configuration tree: `-c DIR`, else /etc/fail2ban.
+/// The configuration tree: `-c DIR`, else /etc/fail2ban; logban's
+/// embedded defaults when that directory does not exist.
 pub fn config_tree(dir: Option<&str>) -> Result<ConfigTree, String> {
-    // Hook for the embedded defaults (`config::embedded`): when they exist,
-    // a missing /etc/fail2ban (no `-c`) falls back to them here.
-    ConfigTree::open(dir.unwrap_or(DEFAULT_CONF)).map_err(|e| e.to_string())
+    crate::config::load(dir.map(Path::new)).map_err(|e| e.to_string())
 }
 
 /// The server settings with the command line's overrides.

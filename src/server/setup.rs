@@ -9,8 +9,7 @@ use crate::filter::date::DateDetector;
 use crate::filter::{Filter, FilterOptions};
 use crate::jail::Ignore;
 use crate::jail::{
-    self_addresses, BanTimeIncrement, IgnoreCache, IgnoreCommand, JailSettings, PrefixSet,
-    DEFAULT_MAX_FAILURES,
+    BanTimeIncrement, IgnoreCache, IgnoreCommand, JailSettings, PrefixSet, DEFAULT_MAX_FAILURES,
 };
 use crate::source::{FileBackend, JournalOptions, SeekTime};
 
@@ -28,8 +27,10 @@ pub(crate) fn jail_settings(def: &JailDef) -> Result<JailSettings, String> {
     s.maxmatches = def.maxmatches as usize;
     s.bantime = def.bantime;
     s.increment = increment(def).map_err(|e| err("bantime.increment", e))?;
+    // The host's own addresses (followed as interfaces change) only when
+    // they are needed.
     let mut ignore = if def.ignoreself {
-        Ignore::with_self_addresses(self_addresses())
+        Ignore::default()
     } else {
         Ignore::with_self_addresses(Arc::new(PrefixSet::default()))
     };

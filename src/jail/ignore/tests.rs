@@ -175,6 +175,50 @@ fn ignoreself_covers_this_machine() {
     );
 }
 
+/// NETWORK_INTERFACE=tap0 under rootless Podman: slirp4netns configures
+/// tap0 after the container's processes started. Own addresses that appear
+/// (or go) after the set was made are known at the next lookup.
+#[test]
+fn ignoreself_follows_interfaces_configured_later() {
+    // A network namespace of this thread alone; it goes with the thread.
+    std::thread::spawn(|| {
+        // SAFETY: unshare affects only the calling thread here.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET) needs root: {}",
+            std::io::Error::last_os_error()
+        );
+        let ip = |args: &str| {
+            let st = Command::new("ip")
+                .args(args.split_whitespace())
+                .status()
+                .expect("iproute2's `ip` is needed");
+            assert!(st.success(), "ip {args}");
+        };
+        let own = SelfAddresses::watched();
+        let v4: IpAddr = "192.0.2.77".parse().unwrap();
+        let v6: IpAddr = "2001:db8::77".parse().unwrap();
+        assert!(!own.contains(v4) && !own.contains(v6));
+        ip("link add tap0 type veth peer name tap0-peer");
+        ip("addr add 192.0.2.77/24 dev tap0");
+        ip("-6 addr add 2001:db8::77/64 dev tap0 nodad");
+        ip("link set tap0 up");
+        assert!(own.contains(v4), "address added after start");
+        assert!(own.contains(v6), "IPv6 address added after start");
+        assert!(!own.contains("192.0.2.78".parse().unwrap()));
+        ip("addr del 192.0.2.77/24 dev tap0");
+        assert!(!own.contains(v4), "address removed");
+        assert!(own.contains(v6));
+        // A fixed set does not follow.
+        let fixed = SelfAddresses::fixed(Arc::new(PrefixSet::default()));
+        assert!(!fixed.contains(v6));
+    })
+    .join()
+    .unwrap();
+}
+
 fn ask(ig: &mut Ignore, s: &str, data: &[(String, String)]) -> IgnoreCommandCall {
     match ig.check(&id(s), data, 0.0) {
         IgnoreCheck::AskCommand(call) => call,

@@ -1,0 +1,581 @@
+//! Actions carried out by their own shell commands, as Fail2ban's
+//! CommandAction runs them: `actionstart` at jail start or on the first ban of
+//! each family, `actionban`/`actionunban` per ticket (batched when they are
+//! plain `ipset`/`iptables` commands), on failure `actioncheck` with
+//! `actionrepair` (or stop and start) and one more try, `actionflush` or
+//! unban each, then `actionstop`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::sys::{self, Env};
+use super::tags::{self, Family, Options, Script, TagError, Value};
+use super::{batch, truthy, ActionError, Cause, Outcome, Ticket};
+use crate::config::ActionDef;
+
+const STARTED: u8 = 1;
+const HAS_ITEMS: u8 = 2;
+
+/// The action's commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Op {
+    Start,
+    Stop,
+    Check,
+    Ban,
+    Unban,
+    Flush,
+    Reload,
+    Repair,
+}
+
+impl Op {
+    fn key(self) -> &'static str {
+        match self {
+            Op::Start => "actionstart",
+            Op::Stop => "actionstop",
+            Op::Check => "actioncheck",
+            Op::Ban => "actionban",
+            Op::Unban => "actionunban",
+            Op::Flush => "actionflush",
+            Op::Reload => "actionreload",
+            Op::Repair => "actionrepair",
+        }
+    }
+}
+
+/// The family a command runs for; None for actions without family values
+/// (and failure ids that are not addresses).
+type Fam = Option<Family>;
+
+/// What an invariant check concluded.
+enum Check {
+    Sane,
+    /// Broken, and repairing is not wanted here.
+    NotRepaired(ActionError),
+    Broken(ActionError),
+}
+
+pub struct CommandAction {
+    jail: String,
+    name: String,
+    opts: Options,
+    timeout: Duration,
+    on_demand: bool,
+    families: Vec<Fam>,
+    /// Per family: STARTED, HAS_ITEMS.
+    started: BTreeMap<Fam, u8>,
+    /// Commands that ran, per operation and family: the same command is not
+    /// run again for the other family.
+    executed: HashMap<(Op, Fam), String>,
+    commands: HashMap<(Op, Fam), Result<String, TagError>>,
+    env: Env,
+    /// Bans whose command failed, by failure id: tried again later.
+    unenforced: HashMap<String, Ticket>,
+    start_failed: bool,
+    repair_on_unban: bool,
+}
+
+impl CommandAction {
+    pub fn new(jail: &str, def: &ActionDef, opts: Options, env: &Env) -> CommandAction {
+        let timeout = super::timeout_of(jail, def, &opts);
+        let conditional = opts.has_family_values();
+        CommandAction {
+            jail: jail.to_string(),
+            name: def.name.clone(),
+            on_demand: opts
+                .get("actionstart_on_demand")
+                .map_or(conditional, truthy),
+            families: if conditional {
+                vec![Some(Family::Inet4), Some(Family::Inet6)]
+            } else {
+                vec![None]
+            },
+            repair_on_unban: opts.get("actionrepair_on_unban").is_some_and(truthy),
+            opts,
+            timeout,
+            started: BTreeMap::new(),
+            executed: HashMap::new(),
+            commands: HashMap::new(),
+            env: env.clone(),
+            unenforced: HashMap::new(),
+            start_failed: false,
+        }
+    }
+
+    pub fn healthy(&self) -> bool {
+        !self.start_failed && self.unenforced.is_empty()
+    }
+
+    fn has(&self, op: Op) -> bool {
+        self.opts
+            .get(op.key())
+            .is_some_and(|v| !v.trim().is_empty())
+    }
+
+    /// The operation's command for `fam`, with the action's options in it.
+    fn command(&mut self, op: Op, fam: Fam) -> Result<String, ActionError> {
+        let opts = &self.opts;
+        self.commands
+            .entry((op, fam))
+            .or_insert_with(|| match opts.get_for(op.key(), fam) {
+                None => Ok(String::new()),
+                Some(_) => tags::substitute_options(&format!("<{}>", op.key()), opts, fam),
+            })
+            .clone()
+            .map_err(|e| ActionError::new(Cause::Config, format!("{}: {e}", op.key())))
+    }
+
+    /// Puts the ban's values (or, without a ticket, the family and time) in.
+    async fn render(
+        &self,
+        cmd: &str,
+        ticket: Option<&Ticket>,
+        fam: Fam,
+    ) -> Result<Script, ActionError> {
+        let host = match (ticket, cmd.contains("<ip-host>")) {
+            (Some(t), true) => match t.target() {
+                Some(net) => {
+                    let addr = net.addr();
+                    tokio::task::spawn_blocking(move || sys::reverse_name(addr))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let empty;
+        let t = match ticket {
+            Some(t) => t,
+            None => {
+                empty = Ticket {
+                    time: crate::util::now(),
+                    ..Ticket::default()
+                };
+                &empty
+            }
+        };
+        tags::substitute_ticket(cmd, &mut |tag| match (tag, ticket) {
+            ("family", None) => Some(Value::Text(fam.map_or("", Family::as_str).to_string())),
+            _ => t.tag_value(tag, host.as_deref()),
+        })
+        .map_err(|e| ActionError::new(Cause::Config, e.to_string()))
+    }
+
+    async fn exec(&self, script: &Script, op: Op) -> Outcome {
+        if script.text.trim().is_empty() {
+            return Ok(());
+        }
+        let mut cmd = self.env.command("/bin/sh");
+        cmd.arg("-c")
+            .arg(&script.text)
+            .envs(script.env.iter().map(|(k, v)| (k, v)));
+        tracing::trace!(target: "fail2ban.action", "[{}] {} exec: {}", self.jail, self.name, script.text);
+        let out = sys::run(cmd, None, self.timeout).await.map_err(|e| {
+            let cause = if e.kind() == std::io::ErrorKind::NotFound {
+                Cause::MissingTool
+            } else {
+                Cause::Io
+            };
+            ActionError::new(cause, format!("{} cannot run /bin/sh: {e}", op.key()))
+        })?;
+        if out.success() {
+            return Ok(());
+        }
+        for line in out.stderr.lines() {
+            tracing::debug!(target: "fail2ban.action", "[{}] {} -- stderr: {line:?}", self.jail, self.name);
+        }
+        let mut msg = format!("{} {}", op.key(), out.describe(self.timeout));
+        if !out.first_error_line().is_empty() {
+            msg = format!("{msg}: {}", out.first_error_line());
+        }
+        Err(ActionError::new(Cause::CommandFailed, msg))
+    }
+
+    /// Runs a command that has no ticket (check, repair).
+    async fn run_plain(&self, cmd: &str, fam: Fam, op: Op) -> Outcome {
+        let script = self.render(cmd, None, fam).await?;
+        self.exec(&script, op).await
+    }
+
+    /// Forgets that `op` ran for `fam` (and for families that ran the same command).
+    fn forget(&mut self, op: Op, fam: Fam) {
+        if let Some(cmd) = self.executed.remove(&(op, fam)) {
+            self.executed.retain(|(o, _), c| !(*o == op && *c == cmd));
+        }
+    }
+
+    /// Runs a ticket-less operation for each family, once per distinct command.
+    async fn run_op(&mut self, op: Op, fams: &[Fam]) -> Vec<(Fam, Outcome)> {
+        let mut results = Vec::with_capacity(fams.len());
+        for &fam in fams {
+            let outcome = async {
+                let cmd = self.command(op, fam)?;
+                let done_elsewhere = self
+                    .executed
+                    .iter()
+                    .any(|((o, f), c)| *o == op && *f != fam && *c == cmd);
+                if !cmd.is_empty() && !done_elsewhere {
+                    self.run_plain(&cmd, fam, op).await?;
+                }
+                Ok(cmd)
+            }
+            .await;
+            match outcome {
+                Ok(cmd) => {
+                    if !cmd.is_empty() {
+                        self.executed.insert((op, fam), cmd);
+                    }
+                    results.push((fam, Ok(())));
+                }
+                Err(e) => {
+                    self.forget(op, fam);
+                    results.push((fam, Err(e)));
+                }
+            }
+        }
+        results
+    }
+
+    async fn start_family(&mut self, fam: Fam, force: bool) -> Outcome {
+        if !force && (self.on_demand || self.started.get(&fam).is_some_and(|v| *v != 0)) {
+            return Ok(());
+        }
+        let mut first = Ok(());
+        for (fam, outcome) in self.run_op(Op::Start, &[fam]).await {
+            match outcome {
+                Ok(()) => {
+                    self.forget(Op::Stop, fam);
+                    self.started.insert(fam, STARTED);
+                }
+                Err(e) => first = first.and(Err(e)),
+            }
+        }
+        first
+    }
+
+    async fn stop_family(&mut self, fam: Fam) -> Outcome {
+        match self.started.get_mut(&fam) {
+            None => return Ok(()),
+            Some(v) => *v = 0,
+        }
+        let mut first = Ok(());
+        for (fam, outcome) in self.run_op(Op::Stop, &[fam]).await {
+            match outcome {
+                Ok(()) => self.forget(Op::Start, fam),
+                Err(e) => first = first.and(Err(e)),
+            }
+        }
+        first
+    }
+
+    /// Jail start: `actionstart` for every family (unless on demand), then
+    /// the bans still active.
+    pub async fn start(&mut self, active: &[Ticket]) -> Outcome {
+        let mut first = Ok(());
+        if !self.on_demand {
+            let fams = self.families.clone();
+            self.start_failed = false;
+            for (fam, outcome) in self.run_op(Op::Start, &fams).await {
+                match outcome {
+                    Ok(()) => {
+                        self.forget(Op::Stop, fam);
+                        self.started.insert(fam, STARTED);
+                    }
+                    Err(e) => {
+                        self.start_failed = true;
+                        first = first.and(Err(e));
+                    }
+                }
+            }
+        }
+        first.and(self.ban(active).await)
+    }
+
+    /// Checks the family's invariant; when broken, repairs it (`actionrepair`,
+    /// else stop and start) if `repair` allows.
+    async fn invariant_check(&mut self, fam: Fam, repair: bool, force_start: bool) -> Check {
+        if !force_start && fam.is_some() && !self.started.contains_key(&fam) {
+            return Check::Sane;
+        }
+        let check = match self.command(Op::Check, fam) {
+            Ok(c) => c,
+            Err(e) => return Check::Broken(e),
+        };
+        let err = match self.run_plain(&check, fam, Op::Check).await {
+            Ok(()) => return Check::Sane,
+            Err(e) => e,
+        };
+        if !repair {
+            return Check::NotRepaired(err);
+        }
+        tracing::error!(target: "fail2ban.action",
+            "[{}] {}: Invariant check failed. Trying to restore a sane environment", self.jail, self.name);
+        let repair_cmd = match self.command(Op::Repair, fam) {
+            Ok(c) => c,
+            Err(e) => return Check::Broken(e),
+        };
+        if !repair_cmd.is_empty() {
+            if let Err(e) = self.run_plain(&repair_cmd, fam, Op::Repair).await {
+                self.started.insert(fam, 0);
+                return Check::Broken(e);
+            }
+            self.started.insert(fam, STARTED);
+        } else {
+            // An action without family values started once for all families:
+            // restart it so (Fail2ban would skip the start as already done).
+            let start_fam = if self.families == [None] { None } else { fam };
+            // A failing stop must not keep the start from repairing.
+            let _ = self.stop_family(start_fam).await;
+            let _ = self
+                .start_family(start_fam, force_start || !self.on_demand)
+                .await;
+        }
+        if self.started.get(&fam).is_some_and(|v| *v != 0) {
+            if let Err(e) = self.run_plain(&check, fam, Op::Check).await {
+                return Check::Broken(e);
+            }
+        }
+        Check::Sane
+    }
+
+    /// Runs the ticket's command; when it fails, checks (and repairs) the
+    /// invariant and tries once more.
+    async fn process(&mut self, op: Op, t: &Ticket, fam: Fam) -> Outcome {
+        let has_check = self.has(Op::Check);
+        let mut last = None;
+        for attempt in 0..2 {
+            if attempt > 0 && has_check {
+                let repair = op != Op::Unban || self.repair_on_unban;
+                match self.invariant_check(fam, repair, op != Op::Unban).await {
+                    Check::Sane => {}
+                    Check::NotRepaired(e) | Check::Broken(e) => {
+                        let e = ActionError::new(
+                            e.cause,
+                            format!("invariant check failed: {}", e.message),
+                        );
+                        return Err(e.on(&t.fid));
+                    }
+                }
+            }
+            let cmd = self.command(op, fam)?;
+            let script = self
+                .render(&cmd, Some(t), fam)
+                .await
+                .map_err(|e| e.on(&t.fid))?;
+            match self.exec(&script, op).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e.on(&t.fid)),
+            }
+        }
+        Err(last.expect("two attempts were made"))
+    }
+
+    /// Tries the whole group as one process; true when that worked.
+    async fn try_batch(&mut self, op: Op, group: &[&Ticket], fam: Fam) -> bool {
+        if group.len() < 2 {
+            return false;
+        }
+        let Ok(cmd) = self.command(op, fam) else {
+            return false;
+        };
+        let mut texts = Vec::with_capacity(group.len());
+        for t in group {
+            match self.render(&cmd, Some(t), fam).await {
+                Ok(s) if s.env.is_empty() => texts.push(s.text),
+                _ => return false,
+            }
+        }
+        let Some(b) = batch::plan(&texts) else {
+            return false;
+        };
+        let mut c = self.env.command(&b.program);
+        c.args(&b.args);
+        match sys::run(c, Some(b.input.into_bytes()), self.timeout).await {
+            Ok(out) if out.success() => {
+                tracing::debug!(target: "fail2ban.action",
+                    "[{}] {}: {} x {} in one {}", self.jail, self.name, group.len(), op.key(), b.program);
+                true
+            }
+            Ok(out) => {
+                tracing::debug!(target: "fail2ban.action",
+                    "[{}] {}: batched {} failed ({}), running commands one by one",
+                    self.jail, self.name, op.key(), out.first_error_line());
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Runs of tickets of one family, in order (commands run in ticket order).
+    fn by_family(tickets: &[Ticket]) -> Vec<(Fam, Vec<&Ticket>)> {
+        let mut groups: Vec<(Fam, Vec<&Ticket>)> = Vec::new();
+        for t in tickets {
+            let fam = t.family();
+            match groups.last_mut() {
+                Some((f, g)) if *f == fam => g.push(t),
+                _ => groups.push((fam, vec![t])),
+            }
+        }
+        groups
+    }
+
+    pub async fn ban(&mut self, tickets: &[Ticket]) -> Outcome {
+        let mut first = Ok(());
+        for (fam, group) in Self::by_family(tickets) {
+            if self.on_demand && self.started.get(&fam).map_or(true, |v| *v == 0) {
+                if let Err(e) = self.start_family(fam, true).await {
+                    for t in &group {
+                        self.unenforced.insert(t.fid.clone(), (*t).clone());
+                    }
+                    first = first.and(Err(e));
+                    continue;
+                }
+            }
+            if self.try_batch(Op::Ban, &group, fam).await {
+                *self.started.entry(fam).or_insert(0) |= STARTED | HAS_ITEMS;
+                for t in &group {
+                    self.unenforced.remove(&t.fid);
+                }
+                continue;
+            }
+            for t in group {
+                match self.process(Op::Ban, t, fam).await {
+                    Ok(()) => {
+                        *self.started.entry(fam).or_insert(0) |= STARTED | HAS_ITEMS;
+                        self.unenforced.remove(&t.fid);
+                    }
+                    Err(e) => {
+                        self.unenforced.insert(t.fid.clone(), t.clone());
+                        first = first.and(Err(e));
+                    }
+                }
+            }
+        }
+        first
+    }
+
+    pub async fn unban(&mut self, tickets: &[Ticket]) -> Outcome {
+        let mut first = Ok(());
+        for t in tickets {
+            self.unenforced.remove(&t.fid);
+        }
+        for (fam, group) in Self::by_family(tickets) {
+            if self.started.get(&fam).map_or(true, |v| v & HAS_ITEMS == 0) {
+                continue;
+            }
+            if self.try_batch(Op::Unban, &group, fam).await {
+                continue;
+            }
+            for t in group {
+                if let Err(e) = self.process(Op::Unban, t, fam).await {
+                    first = first.and(Err(e));
+                }
+            }
+        }
+        first
+    }
+
+    /// Checks every started family; a family that stays broken counts as not started.
+    async fn consistency_check(&mut self, repair: bool) {
+        if !self.has(Op::Check) {
+            return;
+        }
+        let fams: Vec<Fam> = self
+            .started
+            .iter()
+            .filter(|(_, v)| **v != 0)
+            .map(|(f, _)| *f)
+            .collect();
+        for fam in fams {
+            if let Check::Broken(_) = self.invariant_check(fam, repair, true).await {
+                self.started.insert(fam, 0);
+                self.forget(Op::Start, fam);
+            }
+        }
+    }
+
+    /// Unbans everything: `actionflush` for the families holding bans, else
+    /// `actionunban` for each of `active`.
+    async fn flush_inner(&mut self, active: &[Ticket], stopping: bool) -> Outcome {
+        self.unenforced.clear();
+        if !self.has(Op::Flush) {
+            return self.unban(active).await;
+        }
+        let fams: Vec<Fam> = self
+            .started
+            .iter()
+            .filter(|(_, v)| **v & (STARTED | HAS_ITEMS) == STARTED | HAS_ITEMS)
+            .map(|(f, _)| *f)
+            .collect();
+        let mut first = Ok(());
+        for (fam, outcome) in self.run_op(Op::Flush, &fams).await {
+            match outcome {
+                Ok(()) => {
+                    if let Some(v) = self.started.get_mut(&fam) {
+                        *v &= !HAS_ITEMS;
+                    }
+                }
+                Err(e) => first = first.and(Err(e)),
+            }
+        }
+        if first.is_err() {
+            tracing::info!(target: "fail2ban.actions",
+                "[{}] {}: No flush occurred, do consistency check", self.jail, self.name);
+            self.consistency_check(!stopping || self.repair_on_unban)
+                .await;
+        }
+        first
+    }
+
+    pub async fn flush(&mut self, active: &[Ticket]) -> Outcome {
+        self.flush_inner(active, false).await
+    }
+
+    /// Flush (or unban each), then `actionstop` for every started family.
+    pub async fn stop(&mut self, active: &[Ticket]) -> Outcome {
+        let flushed = self.flush_inner(active, true).await;
+        let fams: Vec<Fam> = self
+            .started
+            .iter()
+            .filter(|(_, v)| **v != 0)
+            .map(|(f, _)| *f)
+            .collect();
+        self.started.clear();
+        let mut first = flushed;
+        for (fam, outcome) in self.run_op(Op::Stop, &fams).await {
+            match outcome {
+                Ok(()) => self.forget(Op::Start, fam),
+                Err(e) => first = first.and(Err(e)),
+            }
+        }
+        first
+    }
+
+    /// `actionreload` for every started family.
+    pub async fn reload(&mut self) -> Outcome {
+        let fams: Vec<Fam> = self
+            .started
+            .iter()
+            .filter(|(_, v)| **v != 0)
+            .map(|(f, _)| *f)
+            .collect();
+        let mut first = Ok(());
+        for (_, outcome) in self.run_op(Op::Reload, &fams).await {
+            first = first.and(outcome);
+        }
+        first
+    }
+
+    /// Tries again what failed: the start, then the bans not carried out.
+    pub async fn retry(&mut self) -> Outcome {
+        let mut first = Ok(());
+        if self.start_failed {
+            first = self.start(&[]).await;
+        }
+        let pending: Vec<Ticket> = self.unenforced.values().cloned().collect();
+        first.and(self.ban(&pending).await)
+    }
+}

@@ -1,0 +1,665 @@
+//! Tag substitution in action commands, in two steps as Fail2ban does it.
+//!
+//! 1. [`substitute_options`]: `<tag>` from the action's own options, recursively,
+//!    preferring the family's conditional value (`addr_set?family=inet6`). This
+//!    text comes from the configuration and is trusted shell code.
+//! 2. [`substitute_ticket`]: the ban's values (`<ip>`, `<matches>`, `<F-USER>`, ...),
+//!    one pass, never recursive. Values logban formats itself (addresses,
+//!    numbers) go in as text; everything else (log text, failure ids that are
+//!    not addresses) goes in as a reference to an environment variable, quoted
+//!    for the shell context the tag sits in, so it reaches the shell as data only.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Fail2ban stops a recursive substitution after this many rounds.
+const MAX_ROUNDS: usize = 25;
+
+/// Tags whose values come from the log; never taken from the options.
+const DYNAMIC_ONLY: [&str; 3] = ["matches", "ipmatches", "ipjailmatches"];
+
+/// An address family as actions name it (`<family>`, `[Init?family=inet6]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    Inet4,
+    Inet6,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Inet4 => "inet4",
+            Family::Inet6 => "inet6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A substitution that cannot be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error("self-referencing tags in {0:?}")]
+    Recursive(String),
+    #[error(
+        "tag <{0}> carries log text into a quoted here-document, where it cannot be passed as data"
+    )]
+    QuotedHeredoc(String),
+    #[error("tag <{0}> carries log text into an arithmetic expansion, where the shell may run it")]
+    Arithmetic(String),
+}
+
+/// The options of one action as a lookup table (the last value of a key wins).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    map: HashMap<String, String>,
+}
+
+impl Options {
+    pub fn new(options: &[(String, String)]) -> Options {
+        Options {
+            map: options.iter().cloned().collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.map.get(key).map(String::as_str)
+    }
+
+    /// The value of `key` for `family`: the conditional value first.
+    pub fn get_for(&self, key: &str, family: Option<Family>) -> Option<&str> {
+        if let Some(f) = family {
+            if let Some(v) = self.map.get(&format!("{key}?family={f}")) {
+                return Some(v);
+            }
+        }
+        self.get(key)
+    }
+
+    /// Fail2ban starts an action on demand (at the first ban of each family)
+    /// when it has conditional values (`key?family=...`).
+    pub fn has_family_values(&self) -> bool {
+        self.map.keys().any(|k| {
+            k.split_once("?family=").is_some_and(|(name, _)| {
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+        })
+    }
+
+    /// Whether any option mentions `<tag>`.
+    pub fn mentions(&self, tag: &str) -> bool {
+        let needle = format!("<{tag}>");
+        self.map.values().any(|v| v.contains(&needle))
+    }
+}
+
+/// The tag `<name>` starting at byte `start` (Fail2ban's `<([^ <>]+)>`):
+/// returns (end, name).
+fn tag_at(s: &str, start: usize) -> Option<(usize, &str)> {
+    let b = s.as_bytes();
+    let len = b[start + 1..]
+        .iter()
+        .position(|&c| matches!(c, b' ' | b'<' | b'>'))?;
+    (len > 0 && b[start + 1 + len] == b'>')
+        .then(|| (start + len + 2, &s[start + 1..start + 1 + len]))
+}
+
+/// Finds the next tag at or after `from`: returns (start, end, name).
+fn next_tag(s: &str, from: usize) -> Option<(usize, usize, &str)> {
+    let b = s.as_bytes();
+    let mut i = from;
+    while let Some(off) = memchr::memchr(b'<', &b[i..]) {
+        let start = i + off;
+        if let Some((end, name)) = tag_at(s, start) {
+            return Some((start, end, name));
+        }
+        i = start + 1;
+    }
+    None
+}
+
+fn builtin(tag: &str) -> Option<&'static str> {
+    match tag {
+        "br" => Some("\n"),
+        "sp" => Some(" "),
+        "fq-hostname" => Some(hostnames().0.as_str()),
+        "sh-hostname" => Some(hostnames().1.as_str()),
+        _ => None,
+    }
+}
+
+/// (fully qualified, short) names of this host.
+fn hostnames() -> &'static (String, String) {
+    static NAMES: OnceLock<(String, String)> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let short = crate::action::sys::hostname();
+        let fq = crate::action::sys::canonical_name(&short)
+            .filter(|n| n.contains('.'))
+            .unwrap_or_else(|| short.clone());
+        (fq, short)
+    })
+}
+
+/// Replaces `<tag>` by the action's option `tag` (for `family`: `tag?family=F`
+/// first) and the built-ins `<br>`, `<sp>`, `<fq-hostname>`, `<sh-hostname>`,
+/// until nothing changes. Unknown tags stay as they are.
+pub fn substitute_options(
+    text: &str,
+    options: &Options,
+    family: Option<Family>,
+) -> Result<String, TagError> {
+    let mut cur = text.to_string();
+    for _ in 0..=MAX_ROUNDS {
+        if !cur.contains('<') {
+            return Ok(cur);
+        }
+        let mut out = String::with_capacity(cur.len());
+        let mut last = 0;
+        let mut pos = 0;
+        while let Some((start, end, name)) = next_tag(&cur, pos) {
+            let value = if DYNAMIC_ONLY.contains(&name) {
+                None
+            } else {
+                options.get_for(name, family).or_else(|| builtin(name))
+            };
+            match value {
+                Some(v) => {
+                    out.push_str(&cur[last..start]);
+                    out.push_str(v);
+                    last = end;
+                    pos = end;
+                }
+                // `<<x>>`: the outer `<` may open a tag once the inner one is replaced.
+                None => pos = start + 1,
+            }
+        }
+        if last == 0 {
+            return Ok(cur);
+        }
+        out.push_str(&cur[last..]);
+        cur = out;
+    }
+    Err(TagError::Recursive(text.to_string()))
+}
+
+/// A ban's value for a tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Formatted by logban (an address, a number): safe as shell text.
+    Text(String),
+    /// From the log or otherwise outside logban's control: passed as data.
+    Data(String),
+}
+
+/// A shell script with the data it reads from its environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Script {
+    pub text: String,
+    pub env: Vec<(String, String)>,
+}
+
+/// Where a tag sits in the shell script, as far as quoting goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ctx {
+    /// Outside quotes: top level, `$( )`, backquotes, `${ }`.
+    Plain,
+    /// Inside `$( )` or `$(( ))`: counts parentheses to find its end.
+    Subst {
+        depth: u32,
+        arith: bool,
+    },
+    Backquote,
+    Brace,
+    Single,
+    Double,
+    Comment,
+    Heredoc {
+        quoted: bool,
+    },
+}
+
+/// Tracks the quoting context while a script is read left to right.
+struct Scanner {
+    stack: Vec<Ctx>,
+    /// Here-documents announced on the current line: (delimiter, quoted, strip tabs).
+    pending: Vec<(String, bool, bool)>,
+    /// The here-document being read: (delimiter, strip tabs).
+    heredoc: Option<(String, bool)>,
+    line_start: bool,
+    word_start: bool,
+}
+
+impl Scanner {
+    fn new() -> Scanner {
+        Scanner {
+            stack: vec![Ctx::Plain],
+            pending: Vec::new(),
+            heredoc: None,
+            line_start: true,
+            word_start: true,
+        }
+    }
+
+    fn ctx(&self) -> Ctx {
+        *self.stack.last().unwrap_or(&Ctx::Plain)
+    }
+
+    /// Reads the script text at `i` and returns how many bytes it consumed.
+    fn step(&mut self, s: &[u8], i: usize) -> usize {
+        if let Some((delim, strip)) = &self.heredoc {
+            if self.line_start {
+                let line_end = memchr::memchr(b'\n', &s[i..]).map_or(s.len(), |o| i + o);
+                let mut line = &s[i..line_end];
+                if *strip {
+                    while let [b'\t', rest @ ..] = line {
+                        line = rest;
+                    }
+                }
+                if line == delim.as_bytes() {
+                    self.heredoc = None;
+                    self.stack.pop();
+                    self.start_heredoc_if_pending();
+                    self.line_start = false;
+                    return line_end - i;
+                }
+            }
+        }
+        let c = s[i];
+        let next = s.get(i + 1).copied();
+        let was_word_start = self.word_start;
+        self.line_start = c == b'\n';
+        self.word_start = matches!(c, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')');
+        match self.ctx() {
+            Ctx::Single => {
+                if c == b'\'' {
+                    self.stack.pop();
+                }
+                1
+            }
+            Ctx::Comment => {
+                if c == b'\n' {
+                    self.stack.pop();
+                    self.newline();
+                }
+                1
+            }
+            Ctx::Heredoc { quoted: true } => 1,
+            Ctx::Double | Ctx::Heredoc { quoted: false } => match c {
+                b'\\' => 1 + usize::from(next.is_some()),
+                b'"' if self.ctx() == Ctx::Double => {
+                    self.stack.pop();
+                    1
+                }
+                _ => self.expansion(c, next, s.get(i + 2).copied()),
+            },
+            Ctx::Plain | Ctx::Subst { .. } | Ctx::Backquote | Ctx::Brace => match c {
+                b'\\' => 1 + usize::from(next.is_some()),
+                b'\'' => {
+                    self.stack.push(Ctx::Single);
+                    1
+                }
+                b'"' => {
+                    self.stack.push(Ctx::Double);
+                    1
+                }
+                b'#' if was_word_start => {
+                    self.stack.push(Ctx::Comment);
+                    1
+                }
+                b'(' => {
+                    if let Some(Ctx::Subst { depth, .. }) = self.stack.last_mut() {
+                        *depth += 1;
+                    }
+                    1
+                }
+                b')' => {
+                    match self.stack.last_mut() {
+                        Some(Ctx::Subst { depth: 0, .. }) => {
+                            self.stack.pop();
+                        }
+                        Some(Ctx::Subst { depth, .. }) => *depth -= 1,
+                        _ => {}
+                    }
+                    1
+                }
+                b'}' if self.ctx() == Ctx::Brace => {
+                    self.stack.pop();
+                    1
+                }
+                b'<' if next == Some(b'<') && s.get(i + 2) != Some(&b'<') => {
+                    self.heredoc_operator(s, i + 2) - i
+                }
+                b'\n' => {
+                    self.newline();
+                    1
+                }
+                _ => self.expansion(c, next, s.get(i + 2).copied()),
+            },
+        }
+    }
+
+    /// Whether the position is inside an arithmetic expansion, where bash
+    /// evaluates expanded text (array subscripts run commands).
+    fn in_arith(&self) -> bool {
+        self.stack
+            .iter()
+            .any(|c| matches!(c, Ctx::Subst { arith: true, .. }))
+    }
+
+    /// `$(`, `$((`, `${`, backquotes: where they open or close a context.
+    fn expansion(&mut self, c: u8, next: Option<u8>, after: Option<u8>) -> usize {
+        match (c, next) {
+            (b'$', Some(b'(')) if after == Some(b'(') => {
+                self.stack.push(Ctx::Subst {
+                    depth: 1,
+                    arith: true,
+                });
+                3
+            }
+            (b'$', Some(b'(')) => {
+                self.stack.push(Ctx::Subst {
+                    depth: 0,
+                    arith: false,
+                });
+                2
+            }
+            (b'$', Some(b'{')) => {
+                self.stack.push(Ctx::Brace);
+                2
+            }
+            (b'`', _) => {
+                if self.ctx() == Ctx::Backquote {
+                    self.stack.pop();
+                } else {
+                    self.stack.push(Ctx::Backquote);
+                }
+                1
+            }
+            _ => 1,
+        }
+    }
+
+    /// Reads `<<[-]WORD` from just after `<<`; returns the index after WORD.
+    fn heredoc_operator(&mut self, s: &[u8], mut i: usize) -> usize {
+        let strip = s.get(i) == Some(&b'-');
+        if strip {
+            i += 1;
+        }
+        while matches!(s.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        let mut delim = Vec::new();
+        let mut quoted = false;
+        let mut quote: Option<u8> = None;
+        while let Some(&c) = s.get(i) {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => delim.push(c),
+                (None, b'\'' | b'"') => {
+                    quoted = true;
+                    quote = Some(c);
+                }
+                (None, b'\\') => {
+                    quoted = true;
+                    if let Some(&n) = s.get(i + 1) {
+                        delim.push(n);
+                        i += 1;
+                    }
+                }
+                (None, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')') => {
+                    break
+                }
+                (None, c) => delim.push(c),
+            }
+            i += 1;
+        }
+        if !delim.is_empty() {
+            self.pending
+                .push((String::from_utf8_lossy(&delim).into_owned(), quoted, strip));
+        }
+        i
+    }
+
+    fn newline(&mut self) {
+        self.line_start = true;
+        self.start_heredoc_if_pending();
+    }
+
+    fn start_heredoc_if_pending(&mut self) {
+        if self.heredoc.is_none() && !self.pending.is_empty() {
+            let (delim, quoted, strip) = self.pending.remove(0);
+            self.heredoc = Some((delim, strip));
+            self.stack.push(Ctx::Heredoc { quoted });
+        }
+    }
+}
+
+/// The environment variable a data tag travels in (`<F-USER>` -> `f2bV_F_USER`).
+fn var_name(tag: &str, env: &[(String, String)]) -> String {
+    let base: String = tag
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let base = format!("f2bV_{base}");
+    let mut name = base.clone();
+    let mut n = 1;
+    while env.iter().any(|(k, _)| *k == name) {
+        n += 1;
+        name = format!("{base}_{n}");
+    }
+    name
+}
+
+/// Replaces the ban's tags in `script` (already through [`substitute_options`]).
+/// `lookup` gives a tag's value, None for tags that are not the ban's.
+/// `<F-NAME>` tags the ban does not have become empty, as in Fail2ban.
+pub fn substitute_ticket(
+    script: &str,
+    lookup: &mut dyn FnMut(&str) -> Option<Value>,
+) -> Result<Script, TagError> {
+    let s = script.as_bytes();
+    let mut out = Script {
+        text: String::with_capacity(script.len()),
+        env: Vec::new(),
+    };
+    // Tag values seen so far, so that a tag used twice shares one variable.
+    let mut vars: HashMap<&str, String> = HashMap::new();
+    let mut scanner = Scanner::new();
+    let mut i = 0;
+    let mut copied = 0;
+    while i < s.len() {
+        if s[i] == b'<' {
+            if let Some((end, name)) = tag_at(script, i) {
+                let start = i;
+                let value = lookup(name).or_else(|| {
+                    let f = name.strip_prefix("F-")?;
+                    let ok = !f.is_empty()
+                        && f.bytes().all(|b| {
+                            b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                        });
+                    ok.then(|| Value::Text(String::new()))
+                });
+                if let Some(value) = value {
+                    out.text.push_str(&script[copied..start]);
+                    match value {
+                        Value::Text(t) => out.text.push_str(&t),
+                        Value::Data(d) => {
+                            let var = match vars.get(name) {
+                                Some(v) => v.clone(),
+                                None => {
+                                    let v = var_name(name, &out.env);
+                                    // The environment cannot carry NUL bytes.
+                                    out.env.push((v.clone(), d.replace('\0', "\u{fffd}")));
+                                    vars.insert(name, v.clone());
+                                    v
+                                }
+                            };
+                            if scanner.in_arith() {
+                                return Err(TagError::Arithmetic(name.to_string()));
+                            }
+                            let r = match scanner.ctx() {
+                                Ctx::Double | Ctx::Heredoc { quoted: false } | Ctx::Comment => {
+                                    format!("${{{var}}}")
+                                }
+                                Ctx::Single => format!("'\"${{{var}}}\"'"),
+                                Ctx::Heredoc { quoted: true } => {
+                                    return Err(TagError::QuotedHeredoc(name.to_string()))
+                                }
+                                Ctx::Plain | Ctx::Subst { .. } | Ctx::Backquote | Ctx::Brace => {
+                                    format!("\"${{{var}}}\"")
+                                }
+                            };
+                            out.text.push_str(&r);
+                        }
+                    }
+                    i = end;
+                    copied = end;
+                    scanner.word_start = false;
+                    scanner.line_start = false;
+                    continue;
+                }
+            }
+        }
+        i += scanner.step(s, i);
+    }
+    out.text.push_str(&script[copied.min(script.len())..]);
+    Ok(out)
+}
+
+/// A float as Python's `str()` prints it (`1700000000.0`, `1700000000.25`).
+pub fn py_float(f: f64) -> String {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
+        format!("{f:.1}")
+    } else {
+        format!("{f}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> Options {
+        Options::new(
+            &kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn options_recursive_and_conditional() {
+        let o = opts(&[
+            ("name", "sshd"),
+            ("addr_set", "addr-set-<name>"),
+            ("addr_set?family=inet6", "addr6-set-<name>"),
+            ("type", "multiport"),
+            ("m-multiport", "dport"),
+            ("a", "<b>"),
+            ("b", "<a>"),
+        ]);
+        let cmd = "add <addr_set> <ip> <m-<type>><br>";
+        assert_eq!(
+            substitute_options(cmd, &o, None).unwrap(),
+            "add addr-set-sshd <ip> dport\n"
+        );
+        assert_eq!(
+            substitute_options(cmd, &o, Some(Family::Inet6)).unwrap(),
+            "add addr6-set-sshd <ip> dport\n"
+        );
+        assert!(matches!(
+            substitute_options("<a>", &o, None),
+            Err(TagError::Recursive(_))
+        ));
+        // `<<name>>` (pf.conf): the inner tag is replaced, the outer `<`/`>` stay.
+        assert_eq!(
+            substitute_options("t <<name>>", &o, None).unwrap(),
+            "t <sshd>"
+        );
+    }
+
+    #[test]
+    fn matches_never_from_options() {
+        let o = opts(&[("matches", "oops")]);
+        assert_eq!(
+            substitute_options("<matches>", &o, None).unwrap(),
+            "<matches>"
+        );
+    }
+
+    #[test]
+    fn on_demand_detection() {
+        assert!(opts(&[("addr_set?family=inet6", "x")]).has_family_values());
+        assert!(!opts(&[("addr_set", "x")]).has_family_values());
+    }
+
+    fn render(script: &str) -> Script {
+        substitute_ticket(script, &mut |t| match t {
+            "ip" => Some(Value::Text("192.0.2.1".into())),
+            "matches" => Some(Value::Data("a'b\"c$(x)`y`\nz".into())),
+            "F-USER" => Some(Value::Data("root".into())),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn data_quoted_per_context() {
+        let s = render("echo <ip> <matches> \"m: <matches>\" 'q <F-USER>' <F-NONE> <other>");
+        assert_eq!(
+            s.text,
+            "echo 192.0.2.1 \"${f2bV_matches}\" \"m: ${f2bV_matches}\" 'q '\"${f2bV_F_USER}\"''  \
+             <other>"
+        );
+        assert_eq!(s.env.len(), 2);
+        assert_eq!(s.env[0].1, "a'b\"c$(x)`y`\nz");
+    }
+
+    #[test]
+    fn nested_contexts() {
+        let s = render("x=\"$(printf '%s' <matches>)\" `echo \"<matches>\"` ${v:-<F-USER>}");
+        assert_eq!(
+            s.text,
+            "x=\"$(printf '%s' \"${f2bV_matches}\")\" `echo \"${f2bV_matches}\"` ${v:-\"${f2bV_F_USER}\"}"
+        );
+        let s = render("# it's <matches>\necho <matches>");
+        assert_eq!(s.text, "# it's ${f2bV_matches}\necho \"${f2bV_matches}\"");
+    }
+
+    #[test]
+    fn arithmetic_refuses_log_text() {
+        let s = render("echo $(( <ip> + 1 )) $(( (2) * 3 )) <matches>");
+        assert_eq!(
+            s.text,
+            "echo $(( 192.0.2.1 + 1 )) $(( (2) * 3 )) \"${f2bV_matches}\""
+        );
+        let e = substitute_ticket("echo $(( 1 + $(echo <matches>) ))", &mut |_| {
+            Some(Value::Data("a[$(id)]".into()))
+        });
+        assert_eq!(e, Err(TagError::Arithmetic("matches".into())));
+    }
+
+    #[test]
+    fn heredocs() {
+        let s = render("cat <<EOF\nit's <matches>\nEOF\necho <matches>");
+        assert_eq!(
+            s.text,
+            "cat <<EOF\nit's ${f2bV_matches}\nEOF\necho \"${f2bV_matches}\""
+        );
+        let e = substitute_ticket("cat <<'EOF'\n<matches>\nEOF", &mut |_| {
+            Some(Value::Data("x".into()))
+        });
+        assert_eq!(e, Err(TagError::QuotedHeredoc("matches".into())));
+    }
+
+    #[test]
+    fn python_float() {
+        assert_eq!(py_float(1700000000.0), "1700000000.0");
+        assert_eq!(py_float(1700000000.25), "1700000000.25");
+    }
+}

@@ -1,0 +1,332 @@
+//! One filter regex compiled as Fail2ban compiles it (tags expanded, inline
+//! flags scoped, Python dialect translated to PCRE2), with what matching needs:
+//! its named groups under Fail2ban's names, `alt_`/`tuple_` merging, the
+//! `<SKIPLINES>` groups, and its prefilter condition.
+
+use super::pcre::{Flags, Regex, Scratch};
+use super::prefilter::{required, Cond, Interner};
+use super::pyre::{self, FLAG_I, FLAG_M, FLAG_S};
+use super::tags;
+use crate::config::UseDns;
+use std::sync::Arc;
+
+/// The group names that identify a failure (or a multi-line connection).
+const ID_GROUPS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
+
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    /// The regex as Fail2ban shows it: tags expanded, inline flags scoped.
+    pub text: String,
+    pub re: Regex,
+    pub cond: Cond,
+    /// (group index, name) in order of definition.
+    pub names: Vec<(usize, Arc<str>)>,
+    /// `alt_NAME[_N]` groups merged into `NAME` when it is empty, sorted.
+    alt: Vec<(Arc<str>, Arc<str>)>,
+    /// `tuple_NAME[_N]` groups combined with `NAME` into a tuple, sorted.
+    tuple: Vec<(Arc<str>, Arc<str>)>,
+    /// Indices of `skiplines0`, `skiplines1`, ...
+    pub skiplines: Vec<usize>,
+}
+
+/// A named value of a match: None when the group did not take part.
+pub(crate) type Groups = Vec<(Arc<str>, Option<String>)>;
+
+impl Compiled {
+    /// Compiles `raw` (a filter option value). `multiline` is Fail2ban's flag
+    /// for failregexes of a filter with `maxlines > 1`.
+    pub(crate) fn new(
+        raw: &str,
+        usedns: UseDns,
+        multiline: bool,
+        lits: &mut Interner,
+    ) -> Result<Compiled, String> {
+        let expanded = tags::expand(raw, usedns);
+        if expanded.trim_start().is_empty() {
+            return Err("Cannot add empty regex".into());
+        }
+        let text = tags::scope_inline_flags(&expanded);
+        let fail = |e: &dyn std::fmt::Display| {
+            format!("Unable to compile regular expression '{text}':\n{e}")
+        };
+        let parsed =
+            pyre::parse(&text, if multiline { FLAG_M } else { 0 }).map_err(|e| fail(&e))?;
+        let flags = Flags {
+            caseless: parsed.flags & FLAG_I != 0,
+            multiline: parsed.flags & FLAG_M != 0,
+            dotall: parsed.flags & FLAG_S != 0,
+            ucp: true,
+            alt_circumflex: true,
+        };
+        let re = Regex::new(&pyre::to_pcre2(&parsed), flags).map_err(|e| fail(&e))?;
+        let cond = required(&parsed.node, lits);
+        let names: Vec<(usize, Arc<str>)> = re
+            .names()
+            .iter()
+            .map(|(i, n)| (*i, Arc::from(&**n)))
+            .collect();
+        let (mut alt, mut tuple) = (Vec::new(), Vec::new());
+        for (_, k) in &names {
+            if k.len() <= "alt_".len() {
+                continue;
+            }
+            if let Some(n) = k.strip_prefix("alt_") {
+                alt.push((k.clone(), complex_target(n)));
+            } else if let Some(n) = k.strip_prefix("tuple_") {
+                tuple.push((k.clone(), complex_target(n)));
+            }
+        }
+        alt.sort();
+        tuple.sort();
+        let mut skiplines = Vec::new();
+        while let Some(i) = re.group_index(&format!("skiplines{}", skiplines.len())) {
+            skiplines.push(i);
+        }
+        Ok(Compiled {
+            text,
+            re,
+            cond,
+            names,
+            alt,
+            tuple,
+            skiplines,
+        })
+    }
+
+    pub(crate) fn has_group(&self, name: &str) -> bool {
+        self.names.iter().any(|(_, n)| &**n == name)
+    }
+
+    /// Whether a failure id (or a connection id) can come out of this regex.
+    pub(crate) fn has_id_group(&self) -> bool {
+        ID_GROUPS.iter().any(|g| self.has_group(g))
+    }
+
+    /// Fail2ban's `getGroups`: every named group (None when it did not take
+    /// part), then `alt_` and `tuple_` merging.
+    pub(crate) fn groups(
+        &self,
+        text: &str,
+        span: impl Fn(usize) -> Option<(usize, usize)>,
+    ) -> Groups {
+        let mut g: Groups = self
+            .names
+            .iter()
+            .map(|(i, n)| (n.clone(), span(*i).map(|(s, e)| text[s..e].to_string())))
+            .collect();
+        for (k, n) in &self.alt {
+            let v = get(&g, k).filter(|v| !v.is_empty()).map(str::to_string);
+            if let Some(v) = v {
+                if get(&g, n).map_or(true, str::is_empty) {
+                    set(&mut g, n, Some(v));
+                }
+            }
+        }
+        let mut done: Vec<&Arc<str>> = Vec::new();
+        for (_, n) in &self.tuple {
+            if done.contains(&n) {
+                continue;
+            }
+            done.push(n);
+            let mut items = vec![get(&g, n).map(str::to_string)];
+            items.extend(
+                self.tuple
+                    .iter()
+                    .filter(|(_, t)| t == n)
+                    .map(|(k, _)| get(&g, k).map(str::to_string)),
+            );
+            set(&mut g, n, Some(py_tuple(&items)));
+        }
+        g
+    }
+
+    /// The text of the `<SKIPLINES>` groups, split into lines as Python's
+    /// `str.splitlines` does.
+    pub(crate) fn skipped_lines(
+        &self,
+        text: &str,
+        span: impl Fn(usize) -> Option<(usize, usize)>,
+    ) -> Vec<String> {
+        let mut all = String::new();
+        for &i in &self.skiplines {
+            if let Some((s, e)) = span(i) {
+                all.push_str(&text[s..e]);
+            }
+        }
+        splitlines(&all)
+    }
+}
+
+/// `alt_user_1` -> `user`, `tuple_id` -> `fid`.
+fn complex_target(rest: &str) -> Arc<str> {
+    let base = match rest.rfind('_') {
+        Some(p) if p + 1 < rest.len() && rest[p + 1..].bytes().all(|b| b.is_ascii_digit()) => {
+            &rest[..p]
+        }
+        _ => rest,
+    };
+    tags::group_name(base).into()
+}
+
+pub(crate) fn get<'a>(g: &'a Groups, name: &str) -> Option<&'a str> {
+    g.iter()
+        .find(|(n, _)| &**n == name)
+        .and_then(|(_, v)| v.as_deref())
+}
+
+pub(crate) fn set(g: &mut Groups, name: &str, v: Option<String>) {
+    match g.iter_mut().find(|(n, _)| &**n == name) {
+        Some((_, slot)) => *slot = v,
+        None => g.push((name.into(), v)),
+    }
+}
+
+pub(crate) fn pop(g: &mut Groups, name: &str) -> Option<String> {
+    let i = g.iter().position(|(n, _)| &**n == name)?;
+    g.remove(i).1
+}
+
+/// Python's `repr` of a tuple of optional strings.
+fn py_tuple(items: &[Option<String>]) -> String {
+    let mut out = String::from("(");
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match it {
+            None => out.push_str("None"),
+            Some(s) => py_repr(&mut out, s),
+        }
+    }
+    if items.len() == 1 {
+        out.push(',');
+    }
+    out.push(')');
+    out
+}
+
+fn py_repr(out: &mut String, s: &str) {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+}
+
+/// Python's `str.splitlines()`.
+pub(crate) fn splitlines(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push(std::mem::take(&mut cur));
+            }
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}'
+            | '\u{2029}' => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Runs `re` over `text`, reporting PCRE2 limit hits through `on_limit`.
+pub(crate) fn search(
+    re: &Compiled,
+    text: &str,
+    scratch: &mut Scratch,
+    on_limit: &mut dyn FnMut(&Compiled),
+) -> bool {
+    match re.re.find(text, scratch) {
+        Ok(m) => m,
+        Err(_) => {
+            on_limit(re);
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complex_names() {
+        assert_eq!(&*complex_target("user_1"), "user");
+        assert_eq!(&*complex_target("user"), "user");
+        assert_eq!(&*complex_target("id"), "fid");
+        assert_eq!(&*complex_target("user_x"), "user_x");
+    }
+
+    #[test]
+    fn python_splitlines_and_repr() {
+        assert_eq!(
+            splitlines("a\nb\r\nc\rd\x0be\u{2028}"),
+            ["a", "b", "c", "d", "e"]
+        );
+        assert_eq!(splitlines(""), Vec::<String>::new());
+        assert_eq!(
+            py_tuple(&[Some("a".into()), None, Some("it's".into())]),
+            r#"('a', None, "it's")"#
+        );
+    }
+
+    #[test]
+    fn alt_and_tuple_groups_merge() {
+        let mut lits = Interner::default();
+        let c = Compiled::new(
+            r"(?:user <F-USER>\w+</F-USER>|alias <F-ALT_USER>\w+</F-ALT_USER>) id <F-ID>\d+</F-ID>-<F-TUPLE_ID>\d+</F-TUPLE_ID>",
+            UseDns::Warn,
+            false,
+            &mut lits,
+        )
+        .unwrap();
+        let mut s = Scratch::default();
+        let text = "alias bob id 7-8";
+        assert!(c.re.find(text, &mut s).unwrap());
+        let g = c.groups(text, |i| s.get(i));
+        assert_eq!(get(&g, "user"), Some("bob"));
+        assert_eq!(get(&g, "fid"), Some("('7', '8')"));
+    }
+
+    #[test]
+    fn compile_errors_read_like_fail2ban() {
+        let mut lits = Interner::default();
+        assert_eq!(
+            Compiled::new("  ", UseDns::Warn, false, &mut lits).unwrap_err(),
+            "Cannot add empty regex"
+        );
+        let e = Compiled::new("a(<HOST>", UseDns::No, false, &mut lits).unwrap_err();
+        assert!(
+            e.starts_with("Unable to compile regular expression 'a(\\[?"),
+            "{e}"
+        );
+        assert!(
+            e.ends_with("missing ), unterminated subpattern at position 1"),
+            "{e}"
+        );
+    }
+}

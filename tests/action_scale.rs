@@ -1,0 +1,133 @@
+//! 50,000 bans through the native nftables backend in a network namespace:
+//! all reach the set in one call, a restart with the firewall intact changes
+//! nothing, a restart on an empty firewall puts them all back, and a firewall
+//! left half-way by a killed burst is brought back to the store. Prints
+//! timings (`scale:` lines) for bench/firewall.sh; asserts only outcomes.
+
+#[path = "common/netns.rs"]
+mod netns;
+
+use std::process::Command;
+use std::time::Instant;
+
+use logban::action::{JailActions, Settings, StopMode, Ticket};
+
+const N: usize = 50_000;
+
+/// The `n`-th test address: 2001:db8:1::/64 (documentation range).
+fn addr(n: usize) -> String {
+    format!("2001:db8:1::{:x}:{:x}", n >> 16, n & 0xffff)
+}
+
+fn set_len(set: &str) -> usize {
+    let out = Command::new("nft")
+        .args(["-j", "list", "set", "inet", "f2b-table", set])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|x| x.get("set"))
+        .and_then(|s| s["elem"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+#[test]
+fn fifty_thousand_bans_in_one_call_and_back_after_restart() {
+    let pair = netns::Pair::new("scale");
+    let local = "[sshd]\nenabled = false\n\n[custom]\nenabled = true\nfilter =\nlogpath = /dev/null\n\
+                 banaction = nftables-multiport\nport = smtp,pop3,pop3s,imap,imaps,submission,submissions,sieve\n";
+    let (_tree, defs) = netns::action_defs(
+        &[
+            ("jail.local", local),
+            (
+                "action.d/nftables-common.local",
+                "[Init]\nblocktype = drop\n",
+            ),
+        ],
+        "custom",
+        &["nftables-multiport"],
+    );
+    let bans: Vec<Ticket> = (0..N).map(|i| Ticket::new(addr(i))).collect();
+    netns::block_on_in(&pair.server, move || async move {
+        let acts = JailActions::new("custom", &defs, &Settings::default());
+        acts.start(vec![]).await.unwrap();
+        let t = Instant::now();
+        acts.ban(bans.clone()).await.unwrap();
+        eprintln!(
+            "scale: {N} bans in one call: {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(set_len("addr6-set-custom"), N);
+
+        // 20,000 unbans in one call.
+        let t = Instant::now();
+        acts.unban(bans[..20_000].to_vec()).await.unwrap();
+        eprintln!(
+            "scale: 20000 unbans in one call: {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(set_len("addr6-set-custom"), N - 20_000);
+        acts.ban(bans[..20_000].to_vec()).await.unwrap();
+
+        // Restart with the firewall intact: nothing to do.
+        acts.stop(vec![], StopMode::KeepNative).await.unwrap();
+        let acts = JailActions::new("custom", &defs, &Settings::default());
+        let t = Instant::now();
+        acts.start(bans.clone()).await.unwrap();
+        eprintln!(
+            "scale: restart, {N} bans already in place: {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(set_len("addr6-set-custom"), N);
+
+        // Restart on an empty firewall (container recreated).
+        acts.stop(vec![], StopMode::Full).await.unwrap();
+        let acts = JailActions::new("custom", &defs, &Settings::default());
+        let t = Instant::now();
+        acts.start(bans.clone()).await.unwrap();
+        eprintln!(
+            "scale: restart, {N} bans back into an empty firewall: {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(set_len("addr6-set-custom"), N);
+
+        // A burst of 10,000 killed half-way: the firewall holds 5,000 of them
+        // (and 50,000 older ones); the store holds all 10,000 but lost 1,000
+        // older unbans. The next start sets the firewall to the store.
+        drop(acts);
+        let burst: Vec<Ticket> = (N..N + 10_000).map(|i| Ticket::new(addr(i))).collect();
+        let mut script = String::new();
+        for chunk in burst[..5_000].chunks(1000) {
+            let list: Vec<&str> = chunk.iter().map(|t| t.fid.as_str()).collect();
+            script.push_str(&format!(
+                "add element inet f2b-table addr6-set-custom {{ {} }}\n",
+                list.join(", ")
+            ));
+        }
+        let mut nft = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut nft.stdin.take().unwrap(), script.as_bytes()).unwrap();
+        assert!(nft.wait().unwrap().success());
+        let store: Vec<Ticket> = bans[1_000..].iter().chain(&burst).cloned().collect();
+        let acts = JailActions::new("custom", &defs, &Settings::default());
+        let t = Instant::now();
+        acts.start(store.clone()).await.unwrap();
+        eprintln!(
+            "scale: restart after a killed burst: {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(set_len("addr6-set-custom"), store.len());
+        assert!(acts.enforced());
+    });
+}
