@@ -237,7 +237,9 @@ fn usage_exit(args: &[OsString]) -> i32 {
 /// Arguments as the option parser takes them (lossy: file names with
 /// invalid UTF-8 are not expected on these command lines).
 fn strings(args: &[OsString]) -> Vec<String> {
-    args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 fn config_main(args: &[OsString]) -> i32 {

@@ -18,7 +18,9 @@ fn bans_at_exactly_maxretry_with_syslog_and_rfc3339_lines() {
     let st = sb.wait_status("test", "4 failures", |s| s.total_failed == 4);
     assert_eq!((st.currently_failed, st.currently_banned), (2, 0));
     sb.append("auth.log", &rfc3339_line("bob", "198.51.100.10"));
-    let st = sb.wait_status("test", "the RFC 3339 address banned", |s| s.total_banned == 1);
+    let st = sb.wait_status("test", "the RFC 3339 address banned", |s| {
+        s.total_banned == 1
+    });
     assert_eq!(st.banned, ["198.51.100.10"]);
     assert_eq!(st.currently_failed, 1);
     sb.append("auth.log", &syslog_line("alice", "192.0.2.10"));
@@ -26,7 +28,11 @@ fn bans_at_exactly_maxretry_with_syslog_and_rfc3339_lines() {
     assert_eq!(st.banned, ["198.51.100.10", "192.0.2.10"]);
     assert_eq!((st.currently_failed, st.total_failed), (0, 6));
     let log = sb.log();
-    assert_eq!(log.matches("INFO    [test] Found 192.0.2.10 - ").count(), 3, "{log}");
+    assert_eq!(
+        log.matches("INFO    [test] Found 192.0.2.10 - ").count(),
+        3,
+        "{log}"
+    );
     assert!(log.contains("NOTICE  [test] Ban 192.0.2.10\n"), "{log}");
     // The ban is in the store (Fail2ban's schema) before it is reported.
     let db = rusqlite::Connection::open(sb.path("lib/fail2ban.sqlite3")).unwrap();
@@ -57,12 +63,17 @@ fn hostile_user_names_are_only_data() {
         "x".repeat(20_000),
     ];
     for (i, user) in hostile.iter().enumerate() {
-        sb.append("auth.log", &syslog_line(user, &format!("203.0.113.{}", i + 1)));
+        sb.append(
+            "auth.log",
+            &syslog_line(user, &format!("203.0.113.{}", i + 1)),
+        );
     }
     let st = sb.wait_status("test", "every address banned", |s| {
         s.total_banned == hostile.len() as u64
     });
-    let mut want: Vec<String> = (1..=hostile.len()).map(|i| format!("203.0.113.{i}")).collect();
+    let mut want: Vec<String> = (1..=hostile.len())
+        .map(|i| format!("203.0.113.{i}"))
+        .collect();
     let mut got = st.banned.clone();
     want.sort();
     got.sort();
@@ -120,8 +131,14 @@ fn ignore_rules_keep_addresses_from_counting() {
     assert_eq!(st.banned, ["203.0.113.67"]);
     sb.wait_log("Ignore 203.0.113.66 by command", 1);
     let log = sb.log();
-    assert!(log.contains("INFO    [test] Ignore 192.0.2.3 by ip\n"), "{log}");
-    assert!(log.contains("INFO    [test] Ignore 198.51.100.5 by ip\n"), "{log}");
+    assert!(
+        log.contains("INFO    [test] Ignore 192.0.2.3 by ip\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains("INFO    [test] Ignore 198.51.100.5 by ip\n"),
+        "{log}"
+    );
     assert_eq!(st.total_failed, 1);
     server.stop(&sb);
 }

@@ -26,7 +26,10 @@ fn starts_answers_and_stops() {
     assert_eq!(sb.ok(&["get", "test", "bantime"]), "3600\n");
     assert_eq!(sb.ok(&["get", "test", "findtime"]), "3600\n");
     assert_eq!(sb.ok(&["get", "test", "maxretry"]), "3\n");
-    assert_eq!(sb.ok(&["get", "loglevel"]), "Current logging level is 'INFO'\n");
+    assert_eq!(
+        sb.ok(&["get", "loglevel"]),
+        "Current logging level is 'INFO'\n"
+    );
     let pid: u32 = std::fs::read_to_string(sb.path("run/server.pid"))
         .unwrap()
         .trim()
@@ -75,23 +78,35 @@ fn manual_bans_unbans_and_errors_leave_the_server_running() {
     let sb = Sandbox::new("");
     sb.write("auth.log", "");
     let server = sb.start();
-    assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.7", "198.51.100.0/24"]), "2\n");
+    assert_eq!(
+        sb.ok(&["set", "test", "banip", "192.0.2.7", "198.51.100.0/24"]),
+        "2\n"
+    );
     assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.7"]), "0\n");
     assert_eq!(sb.ok(&["set", "test", "banip", "2001:db8::7"]), "1\n");
     let st = sb.status("test");
     assert_eq!(st.banned, ["192.0.2.7", "198.51.100.0/24", "2001:db8::7"]);
-    assert_eq!(sb.ok(&["get", "test", "banned"]), "['192.0.2.7', '198.51.100.0/24', '2001:db8::7']\n");
+    assert_eq!(
+        sb.ok(&["get", "test", "banned"]),
+        "['192.0.2.7', '198.51.100.0/24', '2001:db8::7']\n"
+    );
     assert_eq!(sb.ok(&["get", "test", "banned", "192.0.2.7"]), "1\n");
     assert_eq!(sb.ok(&["get", "test", "banned", "192.0.2.8"]), "0\n");
     assert_eq!(
         sb.ok(&["banned"]),
         "[{'test': ['192.0.2.7', '198.51.100.0/24', '2001:db8::7']}]\n"
     );
-    assert_eq!(sb.ok(&["banned", "192.0.2.7", "203.0.113.1"]), "[['test'], []]\n");
+    assert_eq!(
+        sb.ok(&["banned", "192.0.2.7", "203.0.113.1"]),
+        "[['test'], []]\n"
+    );
 
     // Errors: worded as fail2ban-client words them, exit 255, server alive.
     let r = sb.client(&["status", "nosuch"]);
-    assert_eq!((r.code, r.stdout.as_str()), (255, "Sorry but the jail 'nosuch' does not exist\n"));
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (255, "Sorry but the jail 'nosuch' does not exist\n")
+    );
     let r = sb.client(&["set", "nosuch", "banip", "192.0.2.1"]);
     assert_eq!(r.code, 255);
     let r = sb.client(&["set", "test", "banip", "192.0.2.9", "1.2.3"]);
@@ -100,16 +115,22 @@ fn manual_bans_unbans_and_errors_leave_the_server_running() {
     let r = sb.client(&["set", "test", "banip", "$(touch /tmp/x)"]);
     assert_eq!(r.code, 255);
     let r = sb.client(&["frobnicate"]);
-    assert_eq!((r.code, r.stdout.as_str()), (255, "Sorry but the command is invalid\n"));
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (255, "Sorry but the command is invalid\n")
+    );
     assert_eq!(sb.ok(&["ping"]), "Server replied: pong\n");
     // Nothing of the refused commands was banned.
     assert_eq!(sb.status("test").currently_banned, 3);
-    assert!(sb
-        .log()
-        .contains("ERROR   Command ['status', 'nosuch'] has failed. Received UnknownJailException('nosuch')"));
+    assert!(sb.log().contains(
+        "ERROR   Command ['status', 'nosuch'] has failed. Received UnknownJailException('nosuch')"
+    ));
 
     // A network unbans every ban inside it.
-    assert_eq!(sb.ok(&["set", "test", "banip", "198.51.100.9", "192.0.2.8"]), "2\n");
+    assert_eq!(
+        sb.ok(&["set", "test", "banip", "198.51.100.9", "192.0.2.8"]),
+        "2\n"
+    );
     assert_eq!(sb.ok(&["set", "test", "unbanip", "192.0.2.0/24"]), "2\n");
     assert_eq!(sb.ok(&["set", "test", "unbanip", "192.0.2.7"]), "0\n");
     assert_eq!(sb.ok(&["set", "test", "unbanip", "198.51.100.0/24"]), "1\n");
@@ -141,7 +162,10 @@ fn a_second_server_is_refused_and_a_stale_socket_needs_x() {
     let mut no_x = sb.server_command();
     let args: Vec<_> = no_x.get_args().map(|a| a.to_owned()).collect();
     let mut no_x_cmd = std::process::Command::new(BIN);
-    no_x_cmd.args(args.iter().map(|a| if a == "-xf" { "-f".into() } else { a.clone() }));
+    no_x_cmd.args(
+        args.iter()
+            .map(|a| if a == "-xf" { "-f".into() } else { a.clone() }),
+    );
     no_x = no_x_cmd;
     let out = no_x.output().unwrap();
     assert_eq!(out.status.code(), Some(255));
@@ -161,7 +185,12 @@ fn background_start_returns_once_the_server_answers() {
         .args(["-b", "start"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // No waiting: the parent returned after the daemon was ready.
     assert_eq!(sb.ok(&["ping"]), "Server replied: pong\n");
     assert_eq!(sb.ok(&["stop"]), "Shutdown successful\n");
@@ -200,7 +229,10 @@ fn starts_with_a_huge_open_files_limit() {
     });
     let server = sb.start_with(cmd);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
-    let open = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let open = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
     // Raised as far as this machine allows (a container may cap the hard
     // limit): the soft limit is the hard one.
     let v: Vec<&str> = open.split_whitespace().collect();
@@ -227,6 +259,9 @@ fn a_broken_jail_is_skipped_with_a_clear_error_and_the_rest_runs() {
         "Status\n|- Number of jail:\t1\n`- Jail list:\ttest\n"
     );
     let log = sb.log();
-    assert!(log.contains("Errors in jail \"broken\". Skipping..."), "{log}");
+    assert!(
+        log.contains("Errors in jail \"broken\". Skipping..."),
+        "{log}"
+    );
     server.stop(&sb);
 }

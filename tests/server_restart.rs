@@ -34,12 +34,20 @@ fn restart_restores_bans_and_resumes_the_log() {
     banned.sort();
     assert_eq!(banned, ["192.0.2.21", "203.0.113.0/24"]);
     let log = sb.log();
-    assert!(log.contains("NOTICE  [test] Restore Ban 192.0.2.21\n"), "{log}");
-    assert!(log.contains("NOTICE  [test] Restore Ban 203.0.113.0/24\n"), "{log}");
+    assert!(
+        log.contains("NOTICE  [test] Restore Ban 192.0.2.21\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains("NOTICE  [test] Restore Ban 203.0.113.0/24\n"),
+        "{log}"
+    );
     // Lines appended now still count.
     sb.append("auth.log", &syslog_line("root", "192.0.2.23"));
     sb.append("auth.log", &syslog_line("root", "192.0.2.23"));
-    sb.wait_status("test", ".23 banned", |s| s.banned.contains(&"192.0.2.23".into()));
+    sb.wait_status("test", ".23 banned", |s| {
+        s.banned.contains(&"192.0.2.23".into())
+    });
     server.stop(&sb);
 }
 
@@ -58,7 +66,10 @@ fn kill_9_loses_no_reported_ban() {
     let reported: Vec<String> = sb
         .log()
         .lines()
-        .filter_map(|l| l.split_once("NOTICE  [test] Ban ").map(|(_, ip)| ip.to_string()))
+        .filter_map(|l| {
+            l.split_once("NOTICE  [test] Ban ")
+                .map(|(_, ip)| ip.to_string())
+        })
         .collect();
     assert!(reported.len() >= 10);
     let db = rusqlite::Connection::open(sb.path("lib/fail2ban.sqlite3")).unwrap();
@@ -71,13 +82,20 @@ fn kill_9_loses_no_reported_ban() {
         .collect();
     stored.sort();
     for ip in &reported {
-        assert!(stored.binary_search(ip).is_ok(), "{ip} reported, not stored");
+        assert!(
+            stored.binary_search(ip).is_ok(),
+            "{ip} reported, not stored"
+        );
     }
     drop(db);
     let server = sb.start();
     let st = sb.status("test");
     for ip in &reported {
-        assert!(st.banned.contains(ip), "{ip} reported, not restored:\n{}", st.text);
+        assert!(
+            st.banned.contains(ip),
+            "{ip} reported, not restored:\n{}",
+            st.text
+        );
     }
     // The lines not read before the crash are read now: in the end every
     // address is banned once.

@@ -65,11 +65,16 @@ fn a_missing_log_file_is_picked_up_when_it_appears() {
     let st = sb.status("test");
     assert_eq!(st.total_failed, 0);
     assert!(
-        st.text.contains(&format!("File list:\t{}", sb.path("auth.log").display())),
+        st.text
+            .contains(&format!("File list:\t{}", sb.path("auth.log").display())),
         "{}",
         st.text
     );
-    assert!(sb.log().contains("WARNING"), "no warning about the missing file:\n{}", sb.log());
+    assert!(
+        sb.log().contains("WARNING"),
+        "no warning about the missing file:\n{}",
+        sb.log()
+    );
     sb.write("auth.log", &syslog_line("root", "192.0.2.71"));
     sb.append("auth.log", &syslog_line("root", "192.0.2.71"));
     let st = sb.wait_status("test", "the ban", |s| s.total_banned == 1);
@@ -82,7 +87,10 @@ fn glob_logpaths_follow_every_matching_file_and_new_ones() {
     let sb = Sandbox::new("");
     sb.write(
         "etc/jail.local",
-        &format!("[test]\nmaxretry = 100\nlogpath = {}/logs/*.log\n", sb.dir.path().display()),
+        &format!(
+            "[test]\nmaxretry = 100\nlogpath = {}/logs/*.log\n",
+            sb.dir.path().display()
+        ),
     );
     sb.write("logs/a.log", &syslog_line("root", "192.0.2.81"));
     sb.write("logs/b.log", &syslog_line("root", "192.0.2.82"));

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::commands::{Answer, CmdError};
-use super::enforce::{ActionWorker, Op};
+use super::enforce::{ticket, ActionWorker, Op};
 use super::log::{seconds2str, time2str, Log};
 use super::persist::{Position, StoreHandle};
 use super::protocol::Reply;
@@ -75,6 +75,8 @@ pub(crate) struct JailRt {
     pub jail: Jail,
     pub source: SourceInfo,
     pub actions: ActionWorker,
+    /// The actions use the merged bans of an address (`<ipmatches>`...).
+    pub merged: bool,
 }
 
 /// Ban counts from the store (`bips`) and from bans made since, for
@@ -448,15 +450,17 @@ impl Core {
         let records = bans.iter().map(|b| ban_record(&rt.name, b)).collect();
         let name = rt.name.clone();
         let actions = rt.actions.sender();
-        self.store.add_bans(records, move |committed| {
-            if !committed {
+        self.store.add_bans(records, rt.merged, move |committed| {
+            if !committed.ok {
                 tracing::error!(target: "fail2ban.actions",
                     "[{name}] {} ban(s) could not be stored: they will not survive a restart", bans.len());
             }
             for b in &bans {
                 notice!(target: "fail2ban.actions", "[{name}] Ban {}", b.id);
             }
-            actions.send(Op::Ban(bans), done);
+            let mut merged = committed.merged.into_iter().flatten();
+            let tickets = bans.iter().map(|b| ticket(b, merged.next())).collect();
+            actions.send(Op::Ban(tickets), done);
         });
     }
 
@@ -482,7 +486,8 @@ impl Core {
             for b in &bans {
                 notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
             }
-            actions.send(Op::Unban(bans), done);
+            let tickets = bans.iter().map(|b| ticket(b, None)).collect();
+            actions.send(Op::Unban(tickets), done);
         });
     }
 
@@ -513,7 +518,8 @@ impl Core {
                 for b in &bans {
                     notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
                 }
-                actions.send(Op::Stop(bans), Some(done));
+                let tickets = bans.iter().map(|b| ticket(b, None)).collect();
+                actions.send(Op::Stop(tickets), Some(done));
             });
             stopped.push((rt.name.clone(), wait));
         }

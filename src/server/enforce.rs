@@ -1,34 +1,28 @@
 //! The action worker of a jail: one tokio task that takes the jail's action
 //! work in order (start with the restored bans, ban batches, unbans, stop)
-//! and carries it out through the jail's actions, so that a slow firewall
-//! never holds up the core. Requests may carry a `done` signal (a command's
-//! reply waits for it). What the actions report about enforcement is kept
-//! for `status <jail>`.
+//! and carries it out through the jail's [`JailActions`], so that a slow
+//! firewall never holds up the core. Requests may carry a `done` signal (a
+//! command's reply waits for it). What the actions report about enforcement
+//! is kept for `status <jail>`.
 
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::action::{JailActions, Merged, Settings, StopMode, Ticket};
 use crate::config::ActionDef;
 use crate::jail::Ban;
+use crate::store::MergedBans;
 
 /// Action work, in the jail's order.
 #[derive(Debug)]
 pub(crate) enum Op {
     /// Start the actions with the bans restored from the store (one batch).
-    Start(Vec<Ban>),
-    Ban(Vec<Ban>),
-    Unban(Vec<Ban>),
+    Start(Vec<Ticket>),
+    Ban(Vec<Ticket>),
+    Unban(Vec<Ticket>),
     /// Unban what is still banned and stop the actions (server stop).
-    Stop(Vec<Ban>),
-}
-
-impl Op {
-    fn bans(&self) -> &[Ban] {
-        match self {
-            Op::Start(b) | Op::Ban(b) | Op::Unban(b) | Op::Stop(b) => b,
-        }
-    }
+    Stop(Vec<Ticket>),
 }
 
 struct Req {
@@ -36,77 +30,98 @@ struct Req {
     done: Option<oneshot::Sender<()>>,
 }
 
-/// How the jail's bans are carried out.
-enum Backend {
-    /// `action =` empty: bans are decisions only, nothing to touch.
-    Nothing,
-    /// Actions are configured but this build cannot run them.
-    Unavailable(String),
+/// A ban as the actions see it; `merged`: the address's bans over all jails
+/// and in this jail, from the store, for actions that use `<ipmatches>` and
+/// the like.
+pub(crate) fn ticket(b: &Ban, merged: Option<(Option<MergedBans>, Option<MergedBans>)>) -> Ticket {
+    let to = |m: Option<MergedBans>| {
+        m.map(|m| Merged {
+            matches: m.matches(),
+            failures: u32::try_from(m.failures()).unwrap_or(u32::MAX),
+        })
+    };
+    let (merged_all, merged_jail) = match merged {
+        Some((all, jail)) => (to(all), to(jail)),
+        None => (None, None),
+    };
+    Ticket {
+        fid: b.id.to_string(),
+        failures: b.failures,
+        time: b.time,
+        bantime: b.bantime as i64,
+        bancount: b.count,
+        restored: b.restored,
+        matches: b.matches.clone(),
+        data: b.data.iter().cloned().collect(),
+        merged_all,
+        merged_jail,
+    }
 }
 
-impl Backend {
-    fn new(jail: &str, defs: &[ActionDef]) -> Backend {
-        if defs.is_empty() {
-            return Backend::Nothing;
-        }
-        let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
-        let reason = format!(
-            "actions {} cannot run: this build has no action backend",
-            names.join(", ")
-        );
-        tracing::error!(target: "fail2ban.actions",
-            "[{jail}] {reason} -- bans are recorded but NOT enforced");
-        Backend::Unavailable(reason)
-    }
-
-    async fn run(&mut self, jail: &str, op: &Op) {
-        match self {
-            Backend::Nothing => {}
-            Backend::Unavailable(_) => {
-                if !op.bans().is_empty() {
-                    tracing::debug!(target: "fail2ban.actions",
-                        "[{jail}] {} ticket(s) not carried out", op.bans().len());
-                }
-            }
-        }
-    }
-
-    /// None when every ban is carried out, else why not.
-    fn not_enforced(&self) -> Option<String> {
-        match self {
-            Backend::Nothing => None,
-            Backend::Unavailable(reason) => Some(reason.clone()),
-        }
-    }
+/// Whether some action of the jail uses the merged information of an
+/// address (`<ipmatches>`, `<ipjailmatches>`, `<ipfailures>`,
+/// `<ipjailfailures>`), which the store then computes for each ban.
+pub(crate) fn uses_merged(defs: &[ActionDef]) -> bool {
+    const TAGS: [&str; 4] = [
+        "<ipmatches>",
+        "<ipjailmatches>",
+        "<ipfailures>",
+        "<ipjailfailures>",
+    ];
+    defs.iter()
+        .flat_map(|d| d.options.iter())
+        .any(|(_, v)| TAGS.iter().any(|t| v.contains(t)))
 }
 
 /// The handle the core holds for a jail's action worker.
 pub(crate) struct ActionWorker {
     tx: mpsc::UnboundedSender<Req>,
-    state: Arc<Mutex<Option<String>>>,
+    actions: Arc<Mutex<Option<Arc<JailActions>>>>,
 }
 
 impl ActionWorker {
     /// Builds the jail's actions and starts the task (inside the runtime).
+    /// An empty `action =` bans without touching anything.
     pub fn start(jail: &str, defs: &[ActionDef]) -> ActionWorker {
-        let mut backend = Backend::new(jail, defs);
-        let state = Arc::new(Mutex::new(backend.not_enforced()));
+        let actions = (!defs.is_empty())
+            .then(|| Arc::new(JailActions::new(jail, defs, &Settings::default())));
+        let shared = Arc::new(Mutex::new(actions));
         let (tx, mut rx) = mpsc::unbounded_channel::<Req>();
-        let shared = state.clone();
-        let jail = jail.to_string();
+        let held = shared.clone();
         tokio::spawn(async move {
             while let Some(req) = rx.recv().await {
-                backend.run(&jail, &req.op).await;
-                *shared.lock().unwrap_or_else(|e| e.into_inner()) = backend.not_enforced();
+                let stop = matches!(req.op, Op::Stop(_));
+                let current = held.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some(a) = current {
+                    // Failures are logged by the actions (once per cause)
+                    // and shown by `status`.
+                    let _ = match req.op {
+                        Op::Start(t) => a.start(t).await,
+                        Op::Ban(t) => a.ban(t).await,
+                        Op::Unban(t) => a.unban(t).await,
+                        Op::Stop(t) => {
+                            held.lock().unwrap_or_else(|e| e.into_inner()).take();
+                            // `status` only borrows the handle for a moment,
+                            // so this is the last one now.
+                            match Arc::try_unwrap(a) {
+                                Ok(a) => a.stop(t, StopMode::Full).await,
+                                Err(a) => a.flush(t).await,
+                            }
+                        }
+                    };
+                }
                 if let Some(done) = req.done {
                     let _ = done.send(());
                 }
-                if matches!(req.op, Op::Stop(_)) {
+                if stop {
                     return;
                 }
             }
         });
-        ActionWorker { tx, state }
+        ActionWorker {
+            tx,
+            actions: shared,
+        }
     }
 
     /// A sender that can be moved to another thread (the store thread hands
@@ -115,9 +130,23 @@ impl ActionWorker {
         ActionSender(self.tx.clone())
     }
 
-    /// None when bans are enforced, else the reason.
+    /// None when bans are carried out, else which actions fail and why.
     pub fn not_enforced(&self) -> Option<String> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let actions = self
+            .actions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let failing: Vec<String> = actions
+            .status()
+            .into_iter()
+            .filter(|s| !s.enforced)
+            .map(|s| match s.last_error {
+                Some(e) => format!("{}: {e}", s.name),
+                None => s.name,
+            })
+            .collect();
+        (!failing.is_empty()).then(|| failing.join("; "))
     }
 }
 

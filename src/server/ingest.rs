@@ -97,7 +97,13 @@ impl Sources {
 
     /// Follows the files `pattern` matches for a jail, now and later, from
     /// the next [`Sources::watch`].
-    pub fn add_file(&mut self, jail: &Arc<FileJail>, pattern: &str, tail: bool, seek: Option<SeekTime>) {
+    pub fn add_file(
+        &mut self,
+        jail: &Arc<FileJail>,
+        pattern: &str,
+        tail: bool,
+        seek: Option<SeekTime>,
+    ) {
         let spec = LogPath {
             pattern: PathBuf::from(pattern),
             tail,
@@ -183,15 +189,16 @@ fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
                     continue;
                 };
                 let spare = jail.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
-                let filter = match spare.map_or_else(|| Filter::new(&jail.filter, jail.opts.clone()), Ok) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        // Checked when the jail was built; only a filter that
-                        // cannot be built twice gets here.
-                        tracing::error!(target: "fail2ban.filter", "[{}] {e}", jail.name);
-                        continue;
-                    }
-                };
+                let filter =
+                    match spare.map_or_else(|| Filter::new(&jail.filter, jail.opts.clone()), Ok) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            // Checked when the jail was built; only a filter that
+                            // cannot be built twice gets here.
+                            tracing::error!(target: "fail2ban.filter", "[{}] {e}", jail.name);
+                            continue;
+                        }
+                    };
                 let i = members % max;
                 if i == workers.len() {
                     let (tx, wrx) = mpsc::sync_channel(QUEUE);
@@ -208,7 +215,8 @@ fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
                     }
                 }
                 members += 1;
-                let member = Member::new(watch, &jail, tail, filter, own_start(&path, &jail.stored));
+                let member =
+                    Member::new(watch, &jail, tail, filter, own_start(&path, &jail.stored));
                 let _ = workers[i].0.send(WorkerMsg::Add(path.clone(), member));
                 let r = routes.entry(path.clone()).or_default();
                 if !r.contains(&i) {

@@ -294,7 +294,8 @@ struct Plan {
     backend_name: &'static str,
     filter: Option<crate::filter::Filter>,
     stored: Vec<(PathBuf, StoredPos)>,
-    restored: Vec<crate::jail::Ban>,
+    /// Bans restored from the store, as the actions get them.
+    restored: Vec<(crate::jail::Ban, crate::action::Ticket)>,
 }
 
 fn plan(def: JailDef, store: Option<&mut Store>, now: f64) -> Result<Plan, String> {
@@ -325,13 +326,23 @@ fn plan(def: JailDef, store: Option<&mut Store>, now: f64) -> Result<Plan, Strin
             max_bantime: Some(jail.max_ban_time() as i64),
             max_matches: Some(def.maxmatches as usize),
         };
+        let merged = enforce::uses_merged(&def.actions);
         for r in store.current_bans(&def.name, &q).map_err(e)? {
             let ban = core::restored_ban(&r);
             if restored_is_ignored(&mut jail, &ban, now) {
                 continue;
             }
             if let BanOutcome::New(b) = jail.restore(ban, now) {
-                restored.push(b);
+                let m = if merged {
+                    Some((
+                        store.bans_merged(&r.ip, None).map_err(e)?,
+                        store.bans_merged(&r.ip, Some(&def.name)).map_err(e)?,
+                    ))
+                } else {
+                    None
+                };
+                let t = enforce::ticket(&b, m);
+                restored.push((b, t));
             }
         }
     }
@@ -463,15 +474,18 @@ fn start_jail(id: usize, p: Plan, store: &StoreHandle, sources: &mut Sources, no
         }
     };
     tracing::info!(target: "fail2ban.jail", "Jail '{name}' started");
-    for b in &p.restored {
+    let mut tickets = Vec::with_capacity(p.restored.len());
+    for (b, t) in p.restored {
         notice!(target: "fail2ban.actions", "[{name}] Restore Ban {}", b.id);
+        tickets.push(t);
     }
-    actions.sender().send(Op::Start(p.restored), None);
+    actions.sender().send(Op::Start(tickets), None);
     JailRt {
         name,
         jail: p.jail,
         source,
         actions,
+        merged: enforce::uses_merged(&def.actions),
     }
 }
 

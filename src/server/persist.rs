@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::store::{BanRecord, Store, StoreError};
+use crate::store::{BanRecord, MergedBans, Store, StoreError};
 
 /// How often coalesced log positions are written.
 const POSITION_EVERY: Duration = Duration::from_secs(5);
@@ -22,6 +22,17 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Work run on the store thread after a request, with its outcome.
 pub(crate) type Then<T> = Box<dyn FnOnce(T) + Send>;
+
+/// An address's bans merged over all jails and in its jail (Fail2ban's
+/// `getBansMerged`), for actions that use `<ipmatches>` and the like.
+pub(crate) type MergedPair = (Option<MergedBans>, Option<MergedBans>);
+
+/// What a ban commit hands on: whether it was committed, and the merged
+/// bans of each address when they were asked for.
+pub(crate) struct Committed {
+    pub ok: bool,
+    pub merged: Option<Vec<MergedPair>>,
+}
 
 /// A log position to store for a jail (`logs` row).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +45,9 @@ pub(crate) struct Position {
 }
 
 enum Req {
-    /// Store bans in one transaction, then run `then` (true: committed).
-    AddBans(Vec<BanRecord>, Then<bool>),
+    /// Store bans in one transaction (and read their merged bans when
+    /// asked), then run `then`.
+    AddBans(Vec<BanRecord>, bool, Then<Committed>),
     /// `unbanip`: forget addresses in a jail (history included).
     RemoveBans(Arc<str>, Vec<String>),
     AddJail(Arc<str>),
@@ -83,8 +95,13 @@ impl StoreHandle {
         self.send(Req::AddJail(jail.clone()));
     }
 
-    pub fn add_bans(&self, records: Vec<BanRecord>, then: impl FnOnce(bool) + Send + 'static) {
-        self.send(Req::AddBans(records, Box::new(then)));
+    pub fn add_bans(
+        &self,
+        records: Vec<BanRecord>,
+        merged: bool,
+        then: impl FnOnce(Committed) + Send + 'static,
+    ) {
+        self.send(Req::AddBans(records, merged, Box::new(then)));
     }
 
     pub fn remove_bans(&self, jail: &Arc<str>, ips: Vec<String>) {
@@ -158,12 +175,13 @@ impl Worker {
 
     fn handle(&mut self, req: Req) {
         match req {
-            Req::AddBans(records, then) => {
+            Req::AddBans(records, merged, then) => {
                 let ok = match self.store.as_mut() {
                     Some(s) => check(&mut self.last_error, s.add_bans(&records)).is_some(),
                     None => true,
                 };
-                then(ok);
+                let merged = merged.then(|| self.merged(&records));
+                then(Committed { ok, merged });
             }
             Req::RemoveBans(jail, ips) => {
                 if let Some(s) = self.store.as_mut() {
@@ -186,6 +204,24 @@ impl Worker {
             Req::Run(f) => f(()),
             Req::Close(_) => unreachable!("handled by run"),
         }
+    }
+
+    fn merged(&mut self, records: &[BanRecord]) -> Vec<MergedPair> {
+        let Some(store) = self.store.as_mut() else {
+            return Vec::new();
+        };
+        records
+            .iter()
+            .map(|r| {
+                let all = check(&mut self.last_error, store.bans_merged(&r.ip, None)).flatten();
+                let jail = check(
+                    &mut self.last_error,
+                    store.bans_merged(&r.ip, Some(&r.jail)),
+                )
+                .flatten();
+                (all, jail)
+            })
+            .collect()
     }
 
     fn flush_positions(&mut self) {

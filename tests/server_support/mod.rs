@@ -154,9 +154,11 @@ impl Sandbox {
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.client(args);
         assert_eq!(
-            r.code, 0,
+            r.code,
+            0,
             "{args:?} failed: {}{}\nlog:\n{}",
-            r.stdout, r.stderr,
+            r.stdout,
+            r.stderr,
             self.log()
         );
         r.stdout
@@ -172,7 +174,10 @@ impl Sandbox {
         let text = self.ok(&["status", jail]);
         let field = |name: &str| -> String {
             text.lines()
-                .find_map(|l| l.split_once(&format!("{name}:\t")).map(|(_, v)| v.to_string()))
+                .find_map(|l| {
+                    l.split_once(&format!("{name}:\t"))
+                        .map(|(_, v)| v.to_string())
+                })
                 .unwrap_or_else(|| panic!("no {name:?} in {text}"))
         };
         let num = |name: &str| field(name).trim().parse::<u64>().unwrap();
