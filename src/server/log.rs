@@ -536,7 +536,9 @@ mod tests {
     fn durations_read_like_fail2ban() {
         assert_eq!(seconds2str(86400.0 * 390.0), "1y 3w 4d");
         assert_eq!(seconds2str(86400.0 * 368.0), "1y 3d");
-        assert_eq!(seconds2str(86400.0 * 365.5), "1y");
+        // (Fail2ban's docstring says "1y"; its code gives this.)
+        assert_eq!(seconds2str(86400.0 * 365.5), "1y 1d");
+        assert_eq!(seconds2str(1.5), "1.5s");
         assert_eq!(
             seconds2str(86400.0 * 2.0 + 3600.0 * 7.0 + 60.0 * 15.0),
             "2d 7h 15m"
