@@ -308,6 +308,7 @@ impl Core {
             let expired = rt.jail.expired(now);
             self.unbanned(id, expired, None);
         }
+        release_free_memory();
     }
 
     /// Ignore rules, counting, and the log lines Fail2ban writes for them.
@@ -542,6 +543,17 @@ impl Core {
             .get(name)
             .copied()
             .ok_or_else(|| CmdError::UnknownJail(name.to_string()))
+    }
+}
+
+/// Hands memory freed after a burst (a flood of failures, a big batch)
+/// back to the system: glibc keeps it in its arenas otherwise, measured at
+/// 30 MB after a million failures.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

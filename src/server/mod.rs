@@ -194,7 +194,7 @@ fn serve(
             .map_or(DEFAULT_MAX_MATCHES, |n| n as usize),
     };
     let result = runtime.block_on(async {
-        let (ingest_tx, ingest_rx) = mpsc::channel(256);
+        let (ingest_tx, ingest_rx) = mpsc::channel(16);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let files_backend = if plans
             .iter()
@@ -456,6 +456,10 @@ fn start_jail(id: usize, p: Plan, store: &StoreHandle, sources: &mut Sources, no
             info
         }
         (Backend::Files(_), filter) => {
+            if filter.is_none() && !def.logpath.is_empty() {
+                tracing::warn!(target: "fail2ban.jail",
+                    "[{name}] no filter: the log files of the jail are not read");
+            }
             if let (Some(fdef), Some(filter)) = (&def.filter, filter) {
                 let fj = Arc::new(FileJail {
                     jail: id,
