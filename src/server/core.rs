@@ -77,6 +77,59 @@ pub(crate) struct JailRt {
     pub actions: ActionWorker,
     /// The actions use the merged bans of an address (`<ipmatches>`...).
     pub merged: bool,
+    pub one_source: OneSource,
+}
+
+/// Notices one address producing most of a jail's failures: behind a proxy
+/// or a rootless container's port forwarder every client shows up as it,
+/// and banning it locks everyone out. A majority vote (Boyer-Moore) over a
+/// window of failures, in constant memory whatever the number of addresses.
+#[derive(Default)]
+pub(crate) struct OneSource {
+    total: u32,
+    candidate: Option<BanId>,
+    votes: u32,
+    /// Failures of the candidate since it became one (a lower bound).
+    seen: u32,
+    next_warning: f64,
+}
+
+/// A window ends after this many failures ...
+const ONE_SOURCE_WINDOW: u32 = 100;
+/// ... of which more than this share from one address is "most".
+const ONE_SOURCE_SHARE: f64 = 0.8;
+/// At most one warning per jail per hour.
+const ONE_SOURCE_QUIET: f64 = 3600.0;
+
+impl OneSource {
+    /// Counts a failure of `id`; at the end of a window, returns the address
+    /// that produced most of it, unless a warning went out recently.
+    fn note(&mut self, id: &BanId, now: f64) -> Option<(BanId, u32, u32)> {
+        self.total += 1;
+        match &self.candidate {
+            Some(c) if c == id => {
+                self.votes += 1;
+                self.seen += 1;
+            }
+            _ if self.votes == 0 => {
+                self.candidate = Some(id.clone());
+                self.votes = 1;
+                self.seen = 1;
+            }
+            _ => self.votes -= 1,
+        }
+        if self.total < ONE_SOURCE_WINDOW {
+            return None;
+        }
+        let (total, seen) = (self.total, self.seen);
+        let candidate = self.candidate.take();
+        (self.total, self.votes, self.seen) = (0, 0, 0);
+        if f64::from(seen) <= f64::from(total) * ONE_SOURCE_SHARE || now < self.next_warning {
+            return None;
+        }
+        self.next_warning = now + ONE_SOURCE_QUIET;
+        candidate.map(|c| (c, seen, total))
+    }
 }
 
 /// Ban counts from the store (`bips`) and from bans made since, for
@@ -326,6 +379,12 @@ impl Core {
         let rt = &mut self.jails[id];
         let time = f.time.min(now);
         tracing::info!(target: "fail2ban.filter", "[{}] Found {} - {}", rt.name, f.fid, time2str(time));
+        if let Some((addr, n, total)) = rt.one_source.note(&BanId::parse(&f.fid), now) {
+            tracing::warn!(target: "fail2ban.filter",
+                "[{}] {addr} produced {n} of the last {total} failures: if every client shows up \
+                 with this address (a proxy, a rootless container's port forwarder), banning it \
+                 locks everyone out (see ignoreip)", rt.name);
+        }
         if let Some(k) = c.known {
             let ban = if k.retry >= rt.jail.settings().maxretry {
                 ", Ban"
@@ -610,5 +669,48 @@ pub(crate) fn restored_ban(r: &BanRecord) -> Ban {
         data,
         restored: true,
         incremented: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_with_most_failures_is_noticed_once_an_hour() {
+        let mut w = OneSource::default();
+        let gw = BanId::parse("192.0.2.1");
+        let mut found = None;
+        for i in 0..ONE_SOURCE_WINDOW {
+            // Nine in ten from the gateway, the rest from all over.
+            let id = if i % 10 == 3 {
+                BanId::parse(&format!("198.51.100.{i}"))
+            } else {
+                gw.clone()
+            };
+            found = found.or(w.note(&id, 1000.0));
+        }
+        let (addr, n, total) = found.expect("noticed");
+        assert_eq!(addr, gw);
+        assert_eq!(total, ONE_SOURCE_WINDOW);
+        assert!(n >= 81 && n <= 90, "{n}");
+        // The next window is quiet: warned already.
+        assert!((0..ONE_SOURCE_WINDOW).all(|_| w.note(&gw, 2000.0).is_none()));
+        assert!((0..ONE_SOURCE_WINDOW).any(|_| w.note(&gw, 1000.0 + ONE_SOURCE_QUIET).is_some()));
+    }
+
+    #[test]
+    fn many_addresses_are_not_one_source() {
+        let mut w = OneSource::default();
+        for i in 0..10 * ONE_SOURCE_WINDOW {
+            let id = BanId::parse(&format!("10.0.{}.{}", i / 256, i % 256));
+            assert!(w.note(&id, 0.0).is_none());
+        }
+        // Half from one address is not "most".
+        let gw = BanId::parse("192.0.2.1");
+        for i in 0..ONE_SOURCE_WINDOW {
+            let id = if i % 2 == 0 { gw.clone() } else { BanId::parse(&format!("10.1.0.{i}")) };
+            assert!(w.note(&id, 0.0).is_none());
+        }
     }
 }

@@ -283,6 +283,10 @@ fn open_store(server: &ServerDef) -> Result<Option<Store>, String> {
             .dbmaxmatches
             .map_or(DEFAULT_MAX_MATCHES, |n| n as usize),
     );
+    // Old rows go at start, then hourly (the store thread).
+    if let Err(e) = store.purge(crate::util::now() as i64) {
+        tracing::error!(target: "fail2ban.database", "{e}");
+    }
     Ok(Some(store))
 }
 
@@ -490,6 +494,7 @@ fn start_jail(id: usize, p: Plan, store: &StoreHandle, sources: &mut Sources, no
         source,
         actions,
         merged: enforce::uses_merged(&def.actions),
+        one_source: Default::default(),
     }
 }
 
