@@ -177,3 +177,22 @@ fn failures_older_than_findtime_in_the_backlog_are_skipped() {
     assert_eq!((st.total_failed, st.total_banned), (1, 0));
     server.stop(&sb);
 }
+
+#[test]
+fn bantime_increment_uses_the_stored_history_after_a_restart() {
+    let sb = Sandbox::new("maxretry = 1\nbantime = 1\nbantime.increment = true\nbantime.maxtime = 1h");
+    sb.write("auth.log", "");
+    let server = sb.start();
+    sb.append("auth.log", &syslog_line("root", "198.51.100.44"));
+    sb.wait_log("NOTICE  [test] Unban 198.51.100.44", 1);
+    server.stop(&sb);
+    assert!(!sb.log().contains("Increase Ban"), "{}", sb.log());
+    // The second ban of the address, after a restart: the count comes from
+    // the store, the ban time doubles (1 s * 2^1).
+    let server = sb.start();
+    sb.append("auth.log", &syslog_line("root", "198.51.100.44"));
+    sb.wait_log("NOTICE  [test] Increase Ban 198.51.100.44 (2 # 2s -> ", 1);
+    sb.wait_log("NOTICE  [test] Ban 198.51.100.44", 2);
+    assert_eq!(sb.status("test").banned, ["198.51.100.44"]);
+    server.stop(&sb);
+}
