@@ -180,7 +180,8 @@ fn failures_older_than_findtime_in_the_backlog_are_skipped() {
 
 #[test]
 fn bantime_increment_uses_the_stored_history_after_a_restart() {
-    let sb = Sandbox::new("maxretry = 1\nbantime = 1\nbantime.increment = true\nbantime.maxtime = 1h");
+    let sb =
+        Sandbox::new("maxretry = 1\nbantime = 1\nbantime.increment = true\nbantime.maxtime = 1h");
     sb.write("auth.log", "");
     let server = sb.start();
     sb.append("auth.log", &syslog_line("root", "198.51.100.44"));

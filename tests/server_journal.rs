@@ -33,7 +33,11 @@ fn write_journal(file: &Path, addrs: &[&str]) {
         )
         .unwrap();
     };
-    entry(0, "other.service", "authentication failure for root from 203.0.113.250");
+    entry(
+        0,
+        "other.service",
+        "authentication failure for root from 203.0.113.250",
+    );
     for (i, a) in addrs.iter().enumerate() {
         entry(
             i as u128 + 1,
@@ -51,7 +55,11 @@ fn write_journal(file: &Path, addrs: &[&str]) {
         .expect("run systemd-journal-remote");
     child.stdin.take().unwrap().write_all(&export).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -71,7 +79,8 @@ fn a_systemd_jail_counts_journal_entries_and_resumes_after_its_cursor() {
     let st = sb.wait_status("test", "the two entries", |s| s.total_failed >= 2);
     assert_eq!((st.total_failed, st.total_banned), (2, 0), "{}", st.text);
     assert!(
-        st.text.contains("`- Journal matches:\t_SYSTEMD_UNIT=test-auth.service\n"),
+        st.text
+            .contains("`- Journal matches:\t_SYSTEMD_UNIT=test-auth.service\n"),
         "{}",
         st.text
     );

@@ -50,7 +50,7 @@ pub(crate) enum Event {
     Verdict {
         jail: JailId,
         call: IgnoreCommandCall,
-        failure: Failure,
+        failure: Box<Failure>,
         /// Ok(true): ignore; an error counts the failure.
         result: Result<bool, String>,
     },
@@ -286,7 +286,7 @@ impl Core {
                 call,
                 failure,
                 result,
-            } => self.on_verdict(jail, call, failure, result),
+            } => self.on_verdict(jail, call, *failure, result),
             Event::Stop => self.begin_stop(None),
             Event::FlushLogs => {
                 self.server.log.flush();
@@ -395,9 +395,8 @@ impl Core {
                 "[{}] Found {}, bad - {}, {} # -> {}{ban}",
                 rt.name, f.fid, time2str(time), k.ban_count, k.retry);
         }
-        match c.ban {
-            Some(outcome) => self.ban_outcome(id, outcome, time, banned),
-            None => {}
+        if let Some(outcome) = c.ban {
+            self.ban_outcome(id, outcome, time, banned);
         }
     }
 
@@ -460,7 +459,7 @@ impl Core {
             let _ = events.send(Event::Verdict {
                 jail,
                 call,
-                failure,
+                failure: Box::new(failure),
                 result,
             });
         });
@@ -693,7 +692,7 @@ mod tests {
         let (addr, n, total) = found.expect("noticed");
         assert_eq!(addr, gw);
         assert_eq!(total, ONE_SOURCE_WINDOW);
-        assert!(n >= 81 && n <= 90, "{n}");
+        assert!((81..=90).contains(&n), "{n}");
         // The next window is quiet: warned already.
         assert!((0..ONE_SOURCE_WINDOW).all(|_| w.note(&gw, 2000.0).is_none()));
         assert!((0..ONE_SOURCE_WINDOW).any(|_| w.note(&gw, 1000.0 + ONE_SOURCE_QUIET).is_some()));
@@ -709,7 +708,11 @@ mod tests {
         // Half from one address is not "most".
         let gw = BanId::parse("192.0.2.1");
         for i in 0..ONE_SOURCE_WINDOW {
-            let id = if i % 2 == 0 { gw.clone() } else { BanId::parse(&format!("10.1.0.{i}")) };
+            let id = if i % 2 == 0 {
+                gw.clone()
+            } else {
+                BanId::parse(&format!("10.1.0.{i}"))
+            };
             assert!(w.note(&id, 0.0).is_none());
         }
     }

@@ -163,7 +163,7 @@ impl Sources {
 }
 
 enum WorkerMsg {
-    Add(Arc<Path>, Member),
+    Add(Arc<Path>, Box<Member>),
     Lines(Arc<Batch>),
 }
 
@@ -217,7 +217,9 @@ fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
                 members += 1;
                 let member =
                     Member::new(watch, &jail, tail, filter, own_start(&path, &jail.stored));
-                let _ = workers[i].0.send(WorkerMsg::Add(path.clone(), member));
+                let _ = workers[i]
+                    .0
+                    .send(WorkerMsg::Add(path.clone(), Box::new(member)));
                 let r = routes.entry(path.clone()).or_default();
                 if !r.contains(&i) {
                     r.push(i);
@@ -253,7 +255,7 @@ fn work(rx: Receiver<WorkerMsg>, core: &Sender<Ingested>) {
     let mut groups: HashMap<Arc<Path>, FileGroup> = HashMap::new();
     for msg in rx {
         match msg {
-            WorkerMsg::Add(path, member) => groups.entry(path).or_default().add(member),
+            WorkerMsg::Add(path, member) => groups.entry(path).or_default().add(*member),
             WorkerMsg::Lines(batch) => {
                 let Some(g) = groups.get_mut(&batch.path) else {
                     continue;
