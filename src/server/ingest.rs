@@ -5,10 +5,11 @@
 //! them over a few filter workers (as many as cores) and hands each batch of
 //! a file to every worker that has one of its filters, so the jails of one
 //! busy file use all cores while each jail sees its lines in order. A
-//! worker sends the failures of each batch to the core with the position to
-//! store after them. Each filter runs its own literal prefilter: a scan
-//! shared by the filters of a file was measured slower (see
-//! docs/architecture.md).
+//! worker finds each line's date once for the filters of a file that read
+//! dates the same way (same `datepattern` and `logtimezone`), and sends the
+//! failures of each batch to the core with the position to store after
+//! them. Each filter runs its own literal prefilter: a scan shared by the
+//! filters of a file was measured slower (see docs/architecture.md).
 //!
 //! The journal: one [`JournalFollower`] per `backend = systemd` jail, and a
 //! thread that runs the jail's filter on its entries.
@@ -32,6 +33,7 @@ use tokio::sync::mpsc::Sender;
 use super::core::{Ingested, JailId};
 use super::persist::Position;
 use crate::config::FilterDef;
+use crate::filter::date::{DateDetector, DateHit};
 use crate::filter::{Failure, Filter, FilterOptions};
 use crate::source::{
     first_line_md5, Batch, FileBackend, FileEvent, FileId, FileWatcher, JournalEvent,
@@ -163,7 +165,7 @@ impl Sources {
 }
 
 enum WorkerMsg {
-    Add(Arc<Path>, Box<Member>),
+    Add(Arc<Path>, Box<Member>, DateKey),
     Lines(Arc<Batch>),
 }
 
@@ -217,9 +219,13 @@ fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
                 members += 1;
                 let member =
                     Member::new(watch, &jail, tail, filter, own_start(&path, &jail.stored));
+                let key = (
+                    jail.filter.datepattern.clone(),
+                    jail.opts.logtimezone.clone(),
+                );
                 let _ = workers[i]
                     .0
-                    .send(WorkerMsg::Add(path.clone(), Box::new(member)));
+                    .send(WorkerMsg::Add(path.clone(), Box::new(member), key));
                 let r = routes.entry(path.clone()).or_default();
                 if !r.contains(&i) {
                     r.push(i);
@@ -255,7 +261,7 @@ fn work(rx: Receiver<WorkerMsg>, core: &Sender<Ingested>) {
     let mut groups: HashMap<Arc<Path>, FileGroup> = HashMap::new();
     for msg in rx {
         match msg {
-            WorkerMsg::Add(path, member) => groups.entry(path).or_default().add(*member),
+            WorkerMsg::Add(path, member, key) => groups.entry(path).or_default().add(*member, key),
             WorkerMsg::Lines(batch) => {
                 let Some(g) = groups.get_mut(&batch.path) else {
                     continue;
@@ -290,12 +296,17 @@ fn own_start(path: &Path, stored: &[(PathBuf, StoredPos)]) -> Option<(FileId, u6
     (pos > 0).then_some((id, pos))
 }
 
+/// A member whose dates are not read by a shared detector.
+const NO_SHARED_DATE: usize = usize::MAX;
+
 /// One jail's filter on one file.
 struct Member {
     watch: WatchId,
     jail: JailId,
     tail: bool,
     filter: Filter,
+    /// Its date detector in the file group.
+    date: usize,
     /// Lines of this file up to this offset were read before: skip them.
     skip: Option<(FileId, u64)>,
     in_operation: bool,
@@ -315,6 +326,7 @@ impl Member {
             jail: jail.jail,
             tail,
             filter,
+            date: NO_SHARED_DATE,
             skip,
             in_operation: true,
             found: Vec::new(),
@@ -336,22 +348,47 @@ impl Member {
     }
 }
 
-/// The jails' filters on one file (those this worker holds).
+/// How a filter reads dates: filters with the same key find the same date
+/// in a line, so one detector serves them all.
+type DateKey = (Option<String>, Option<String>);
+
+/// The jails' filters on one file (those this worker holds), and one date
+/// detector per way of reading dates among them.
 #[derive(Default)]
 struct FileGroup {
     members: Vec<Member>,
     active: Vec<bool>,
+    dates: Vec<(DateKey, DateDetector)>,
+    hits: Vec<Option<DateHit>>,
 }
 
 impl FileGroup {
-    fn add(&mut self, m: Member) {
+    fn add(&mut self, mut m: Member, key: DateKey) {
+        m.date = match self.dates.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => match DateDetector::new(key.0.as_deref(), key.1.as_deref()) {
+                Ok(d) => {
+                    self.dates.push((key, d));
+                    self.hits.push(None);
+                    self.dates.len() - 1
+                }
+                // The filter built with it, so this does not happen; the
+                // filter then finds its dates itself.
+                Err(_) => NO_SHARED_DATE,
+            },
+        };
         self.members.push(m);
     }
 
     /// Runs the batch through the filters (of this worker) of the watches it
     /// is for; false when the core is gone.
     fn process(&mut self, batch: &Batch, core: &Sender<Ingested>) -> bool {
-        let FileGroup { members, active } = self;
+        let FileGroup {
+            members,
+            active,
+            dates,
+            hits,
+        } = self;
         active.clear();
         for m in members.iter_mut() {
             let on = batch.watches.contains(&m.watch);
@@ -362,10 +399,18 @@ impl FileGroup {
             }
         }
         for line in batch.lines() {
+            let now = crate::util::now();
+            for ((_, d), hit) in dates.iter_mut().zip(hits.iter_mut()) {
+                *hit = d.find(line.text, now);
+            }
             for (m, _) in members.iter_mut().zip(active.iter()).filter(|(_, a)| **a) {
-                if !m.skips(batch.file, line.end) {
-                    m.filter.process_line(line.text, &mut m.found);
+                if m.skips(batch.file, line.end) {
+                    continue;
                 }
+                match hits.get(m.date) {
+                    Some(hit) => m.filter.process_line_found(line.text, *hit, &mut m.found),
+                    None => m.filter.process_line(line.text, &mut m.found),
+                };
             }
         }
         let position = batch.position().map(|p| Position {
