@@ -334,9 +334,13 @@ impl Core {
             } => {
                 let now = crate::util::now();
                 let mut banned = Vec::new();
+                // The `Found` lines of the batch go out in one write, before
+                // the bans they lead to are handed to the store.
+                let lines = self.server.log.defer();
                 for f in failures {
                     self.check_failure(jail, f, now, &mut banned);
                 }
+                drop(lines);
                 let rt = &mut self.jails[jail];
                 rt.jail.maintain(now);
                 if let Some(p) = position {

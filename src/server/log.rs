@@ -118,7 +118,6 @@ struct State {
     /// The target as configured (`/var/log/fail2ban.log`, `STDOUT`, `SYSLOG`, ...).
     target: String,
     sink: Sink,
-    pid: u32,
 }
 
 /// Handle to the running log: change level or target, reopen the file.
@@ -128,6 +127,7 @@ pub struct Log {
     /// The threshold, outside the lock: events below it are dropped before
     /// their message is formatted.
     level: Arc<AtomicU8>,
+    pid: u32,
 }
 
 /// Why a log target could not be used.
@@ -183,11 +183,11 @@ impl Log {
         let state = State {
             target: target.to_string(),
             sink,
-            pid: std::process::id(),
         };
         Ok(Log {
             state: Arc::new(Mutex::new(state)),
             level: Arc::new(AtomicU8::new(level as u8)),
+            pid: std::process::id(),
         })
     }
 
@@ -253,8 +253,23 @@ impl Log {
         if !self.enabled(level) {
             return;
         }
+        let deferred = DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            let buf = d.as_mut()?;
+            let _ = writeln!(
+                buf,
+                "{} {name:<24}[{}]: {:<7} {message}",
+                timestamp(),
+                self.pid,
+                level.name()
+            );
+            Some(())
+        });
+        if deferred.is_some() {
+            return;
+        }
         let mut st = self.lock();
-        let pid = st.pid;
+        let pid = self.pid;
         let mut line = String::with_capacity(64 + message.len());
         match &mut st.sink {
             Sink::Syslog { socket } => {
@@ -274,14 +289,78 @@ impl Log {
                     timestamp(),
                     level.name()
                 );
-                let _ = match sink {
-                    Sink::File { file, .. } => file.write_all(line.as_bytes()),
-                    Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
-                    _ => std::io::stderr().lock().write_all(line.as_bytes()),
-                };
+                write_sink(sink, &line);
             }
         }
     }
+
+    /// Collects what this thread logs until the guard is dropped, then
+    /// writes it at once: one system call for a burst of `Found` lines
+    /// instead of one per line. Records keep their own time stamps.
+    pub fn defer(&self) -> Deferred {
+        DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(String::new());
+            }
+        });
+        Deferred(self.clone())
+    }
+}
+
+thread_local! {
+    /// Records of this thread waiting for [`Deferred`] to be dropped.
+    static DEFERRED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// See [`Log::defer`].
+pub struct Deferred(Log);
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        let Some(text) = DEFERRED.with(|d| d.borrow_mut().take()) else {
+            return;
+        };
+        if text.is_empty() {
+            return;
+        }
+        let mut st = self.0.lock();
+        match &mut st.sink {
+            Sink::Syslog { socket } => {
+                // One datagram per record, as syslog wants them.
+                for line in text.lines() {
+                    let _ = socket.send(syslog_from_line(line, self.0.pid).as_bytes());
+                }
+            }
+            sink => write_sink(sink, &text),
+        }
+    }
+}
+
+fn write_sink(sink: &mut Sink, text: &str) {
+    let _ = match sink {
+        Sink::File { file, .. } => file.write_all(text.as_bytes()),
+        Sink::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
+        Sink::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+        Sink::Syslog { .. } => Ok(()),
+    };
+}
+
+/// A deferred file-format record as a syslog message (the time stamp and
+/// padding dropped, the priority in front).
+fn syslog_from_line(line: &str, pid: u32) -> String {
+    // `DATE TIME NAME...[PID]: LEVEL   MESSAGE`
+    let rest = line.get(24..).unwrap_or(line);
+    let (name, after) = rest.split_once('[').unwrap_or((rest, ""));
+    let after = after.split_once("]: ").map_or(after, |(_, a)| a);
+    let (level, message) = after.split_once(' ').unwrap_or((after, ""));
+    let sev = Level::parse(level).map_or(6, Level::severity);
+    format!(
+        "<{}>{}[{pid}]: {level} {}\0",
+        3 * 8 + sev,
+        name.trim_end(),
+        message.trim_start()
+    )
 }
 
 /// Local time as Python's logging prints it: `2026-11-27 02:09:15,764`.
@@ -509,6 +588,41 @@ mod tests {
             "{stamp}"
         );
         assert_eq!(&stamp[19..20], ",");
+    }
+
+    #[test]
+    fn deferred_records_are_written_at_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f2b.log");
+        let log = Log::new(Level::Info, path.to_str().unwrap(), "auto").unwrap();
+        {
+            let _d = log.defer();
+            log.write("fail2ban.filter", Level::Info, "[x] Found 192.0.2.1");
+            log.write("fail2ban.filter", Level::Debug, "below the level");
+            log.write("fail2ban.filter", Level::Info, "[x] Found 192.0.2.2");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        }
+        log.write("fail2ban.actions", Level::Notice, "[x] Ban 192.0.2.1");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let msgs: Vec<&str> = text.lines().map(|l| &l[24..]).collect();
+        let pid = std::process::id();
+        assert_eq!(
+            msgs,
+            [
+                format!("fail2ban.filter         [{pid}]: INFO    [x] Found 192.0.2.1"),
+                format!("fail2ban.filter         [{pid}]: INFO    [x] Found 192.0.2.2"),
+                format!("fail2ban.actions        [{pid}]: NOTICE  [x] Ban 192.0.2.1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn deferred_records_become_syslog_messages() {
+        let line = "2026-11-27 02:09:15,764 fail2ban.actions        [3784]: NOTICE  [postfix] Ban 192.0.2.1";
+        assert_eq!(
+            syslog_from_line(line, 3784),
+            "<29>fail2ban.actions[3784]: NOTICE [postfix] Ban 192.0.2.1\0"
+        );
     }
 
     #[test]
