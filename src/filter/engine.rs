@@ -533,15 +533,17 @@ impl Filter {
 
     /// As [`Filter::process_line`], with the line's date already found by a
     /// detector built as this filter's is (same `datepattern` and
-    /// `logtimezone`): the filters of one file can share one detector, which
-    /// sees the same lines in the same order.
+    /// `logtimezone`) at `now` (epoch seconds): the filters of one file can
+    /// share one detector, which sees the same lines in the same order, and
+    /// one clock reading per line.
     pub fn process_line_found(
         &mut self,
         line: &str,
         hit: Option<DateHit>,
+        now: f64,
         out: &mut Vec<Failure>,
     ) -> LineResult {
-        let now = self.now();
+        let now = self.def.opts.now.unwrap_or(now);
         self.run(Input::Found { line, hit }, None, now, out)
     }
 

@@ -398,8 +398,9 @@ impl FileGroup {
                 m.filter.set_in_operation(m.in_operation);
             }
         }
+        // One clock reading per batch: its lines were read together.
+        let now = crate::util::now();
         for line in batch.lines() {
-            let now = crate::util::now();
             for ((_, d), hit) in dates.iter_mut().zip(hits.iter_mut()) {
                 *hit = d.find(line.text, now);
             }
@@ -408,7 +409,7 @@ impl FileGroup {
                     continue;
                 }
                 match hits.get(m.date) {
-                    Some(hit) => m.filter.process_line_found(line.text, *hit, &mut m.found),
+                    Some(hit) => m.filter.process_line_found(line.text, *hit, now, &mut m.found),
                     None => m.filter.process_line(line.text, &mut m.found),
                 };
             }
