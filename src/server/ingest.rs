@@ -409,7 +409,9 @@ impl FileGroup {
                     continue;
                 }
                 match hits.get(m.date) {
-                    Some(hit) => m.filter.process_line_found(line.text, *hit, now, &mut m.found),
+                    Some(hit) => m
+                        .filter
+                        .process_line_found(line.text, *hit, now, &mut m.found),
                     None => m.filter.process_line(line.text, &mut m.found),
                 };
             }

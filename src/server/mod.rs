@@ -208,7 +208,7 @@ fn serve(
             .map_err(|e| format!("cannot follow log files: {e}"))?;
         let mut rts = Vec::new();
         for (id, p) in plans.into_iter().enumerate() {
-            rts.push(start_jail(id, p, &store, &mut sources, now));
+            rts.push(start_jail(id, p, &mut sources, now));
         }
         sources.watch();
         let listener = socket
@@ -426,7 +426,7 @@ fn load_history(server: &ServerDef, plans: &[Plan]) -> History {
 }
 
 /// Starts a jail: actions with its restored bans, then its sources.
-fn start_jail(id: usize, p: Plan, store: &StoreHandle, sources: &mut Sources, now: f64) -> JailRt {
+fn start_jail(id: usize, p: Plan, sources: &mut Sources, now: f64) -> JailRt {
     let def = &p.def;
     let name: Arc<str> = Arc::from(def.name.as_str());
     tracing::info!(target: "fail2ban.jail", "Creating new jail '{name}'");
@@ -445,7 +445,6 @@ fn start_jail(id: usize, p: Plan, store: &StoreHandle, sources: &mut Sources, no
     tracing::info!(target: "fail2ban.filter", "  findtime: {}", setup::seconds(def.findtime));
     tracing::info!(target: "fail2ban.actions", "  banTime: {}", setup::seconds(def.bantime));
     tracing::info!(target: "fail2ban.filter", "  encoding: {}", encoding(&def.logencoding));
-    store.add_jail(&name);
     let actions = ActionWorker::start(&name, &def.actions);
     let source = match (&p.backend, p.filter) {
         (Backend::Journal, filter) => {

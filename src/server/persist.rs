@@ -50,7 +50,6 @@ enum Req {
     AddBans(Vec<BanRecord>, bool, Then<Committed>),
     /// `unbanip`: forget addresses in a jail (history included).
     RemoveBans(Arc<str>, Vec<String>),
-    AddJail(Arc<str>),
     Position(Arc<str>, Position),
     /// Runs in queue order (action work that must not overtake a ban).
     Run(Then<()>),
@@ -89,10 +88,6 @@ impl StoreHandle {
     fn send(&self, req: Req) {
         // The thread ends only at close; a request after that has nothing to do.
         let _ = self.tx.send(req);
-    }
-
-    pub fn add_jail(&self, jail: &Arc<str>) {
-        self.send(Req::AddJail(jail.clone()));
     }
 
     pub fn add_bans(
@@ -186,11 +181,6 @@ impl Worker {
             Req::RemoveBans(jail, ips) => {
                 if let Some(s) = self.store.as_mut() {
                     check(&mut self.last_error, s.remove_bans(&jail, &ips));
-                }
-            }
-            Req::AddJail(jail) => {
-                if let Some(s) = self.store.as_mut() {
-                    check(&mut self.last_error, s.add_jail(&jail));
                 }
             }
             Req::Position(jail, p) => {
