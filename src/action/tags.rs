@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
 
 /// Fail2ban stops a recursive substitution after this many rounds.
 const MAX_ROUNDS: usize = 25;
@@ -127,22 +126,10 @@ fn builtin(tag: &str) -> Option<&'static str> {
     match tag {
         "br" => Some("\n"),
         "sp" => Some(" "),
-        "fq-hostname" => Some(hostnames().0.as_str()),
-        "sh-hostname" => Some(hostnames().1.as_str()),
+        "fq-hostname" => Some(crate::util::host_names().0.as_str()),
+        "sh-hostname" => Some(crate::util::host_names().1.as_str()),
         _ => None,
     }
-}
-
-/// (fully qualified, short) names of this host.
-fn hostnames() -> &'static (String, String) {
-    static NAMES: OnceLock<(String, String)> = OnceLock::new();
-    NAMES.get_or_init(|| {
-        let short = crate::action::sys::hostname();
-        let fq = crate::action::sys::canonical_name(&short)
-            .filter(|n| n.contains('.'))
-            .unwrap_or_else(|| short.clone());
-        (fq, short)
-    })
 }
 
 /// Replaces `<tag>` by the action's option `tag` (for `family`: `tag?family=F`

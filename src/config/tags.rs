@@ -69,58 +69,10 @@ pub fn builtin(tag: &str) -> Option<Cow<'static, str>> {
     match tag {
         "br" => Some("\n".into()),
         "sp" => Some(" ".into()),
-        "fq-hostname" => Some(hostname(true).into()),
-        "sh-hostname" => Some(hostname(false).into()),
+        "fq-hostname" => Some(crate::util::host_names().0.as_str().into()),
+        "sh-hostname" => Some(crate::util::host_names().1.as_str().into()),
         _ => None,
     }
-}
-
-/// This host's name, fully qualified (through the resolver's canonical
-/// name) or short; looked up once.
-fn hostname(fqdn: bool) -> String {
-    static NAMES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-    let (fq, short) = NAMES.get_or_init(|| {
-        let mut buf = [0u8; 256];
-        // SAFETY: the buffer is valid for its length; we stop at the first NUL.
-        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
-        let name = if rc == 0 {
-            let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-            String::from_utf8_lossy(&buf[..len]).into_owned()
-        } else {
-            "localhost".to_string()
-        };
-        let fq = canonical_name(&name).unwrap_or_else(|| name.clone());
-        let short = name.split('.').next().unwrap_or_default().to_string();
-        (fq, short)
-    });
-    if fqdn {
-        fq.clone()
-    } else {
-        short.clone()
-    }
-}
-
-fn canonical_name(host: &str) -> Option<String> {
-    let c_host = std::ffi::CString::new(host).ok()?;
-    // SAFETY: zeroed addrinfo is a valid "no hints" value; we set the flag.
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_flags = libc::AI_CANONNAME;
-    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: valid C string and hints; `res` is freed below on success.
-    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) };
-    if rc != 0 || res.is_null() {
-        return None;
-    }
-    // SAFETY: getaddrinfo succeeded, `res` points to a list whose first
-    // entry carries the canonical name (or NULL).
-    let name = unsafe {
-        let p = (*res).ai_canonname;
-        let name =
-            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned());
-        libc::freeaddrinfo(res);
-        name
-    };
-    name.filter(|n| !n.is_empty())
 }
 
 /// Replaces, recursively, the tags of every option by the values of the

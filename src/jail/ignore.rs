@@ -269,7 +269,7 @@ pub fn host_addresses() -> Vec<IpAddr> {
         Err(e) => tracing::warn!("Retrieving own IPs from the interfaces failed: {e}"),
     }
     let mut names = vec!["localhost".to_string()];
-    names.extend(host_name());
+    names.extend(Some(crate::util::hostname()).filter(|n| !n.is_empty()));
     for name in names {
         addrs.extend(resolve(&name).into_iter().map(|n| n.addr()));
     }
@@ -313,18 +313,6 @@ fn interface_addresses() -> std::io::Result<Vec<IpAddr>> {
     // SAFETY: `list` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(list) };
     Ok(out)
-}
-
-fn host_name() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // within it on success (we also stop at the buffer end).
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return None;
-    }
-    let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..len]).into_owned();
-    (!name.is_empty()).then_some(name)
 }
 
 /// This host's addresses for `ignoreself`, read again whenever an interface
