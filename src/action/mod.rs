@@ -583,49 +583,14 @@ fn timeout_of(jail: &str, def: &ActionDef, opts: &tags::Options) -> Duration {
     let Some(v) = opts.get("timeout") else {
         return DEFAULT;
     };
-    match parse_seconds(v) {
-        Some(s) if s > 0.0 => Duration::from_secs_f64(s),
+    match crate::config::parse_time(v) {
+        Ok(s) if s > 0.0 => Duration::from_secs_f64(s),
         _ => {
             tracing::warn!(target: "fail2ban.actions",
                 "[{jail}] action {}: invalid timeout {v:?}, using 60 s", def.name);
             DEFAULT
         }
     }
-}
-
-/// Seconds in Fail2ban's time syntax (`60`, `1m`, `1h 30m`).
-// To be replaced by the configuration's time parser once it exists.
-fn parse_seconds(v: &str) -> Option<f64> {
-    let v = v.trim();
-    if let Ok(n) = v.parse::<f64>() {
-        return Some(n);
-    }
-    let mut total = 0.0;
-    let mut rest = v;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = rest[num_end..].trim_start();
-        let unit_end = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "" | "s" | "sec" | "second" | "seconds" => 1.0,
-            "m" | "mi" | "min" | "minute" | "minutes" => 60.0,
-            "h" | "hour" | "hours" => 3600.0,
-            "d" | "day" | "days" => 86400.0,
-            "w" | "week" | "weeks" => 604800.0,
-            _ => return None,
-        };
-        total += n * mult;
-        rest = rest[unit_end..]
-            .trim_start()
-            .trim_start_matches('+')
-            .trim_start();
-    }
-    Some(total)
 }
 
 /// Fail2ban's boolean option values.
@@ -728,10 +693,21 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        assert_eq!(parse_seconds("60"), Some(60.0));
-        assert_eq!(parse_seconds("1m"), Some(60.0));
-        assert_eq!(parse_seconds("1h 30m"), Some(5400.0));
-        assert_eq!(parse_seconds("soon"), None);
+        let timeout = |v: &str| {
+            let def = ActionDef {
+                name: "a".into(),
+                options: vec![("timeout".into(), v.into())],
+                ..ActionDef::default()
+            };
+            timeout_of("j", &def, &tags::Options::new(&def.options)).as_secs_f64()
+        };
+        assert_eq!(timeout("60"), 60.0);
+        assert_eq!(timeout("1m"), 60.0);
+        assert_eq!(timeout("1h 30m"), 5400.0);
+        assert_eq!(timeout("1.5h"), 5400.0);
+        // Not a time: the default.
+        assert_eq!(timeout("soon"), 60.0);
+        assert_eq!(timeout("-1"), 60.0);
     }
 
     #[test]
