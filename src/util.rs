@@ -151,8 +151,9 @@ fn write_repr(out: &mut String, value: &serde_json::Value) {
     }
 }
 
-/// Python's float repr: shortest round-trip digits, always with a point or exponent.
-fn py_float(f: f64) -> String {
+/// Python's `repr()` (and `str()`) of a float: shortest round-trip digits,
+/// always with a point or exponent (`1700000000.0`, `1700000000.25`, `1e+20`).
+pub fn py_float(f: f64) -> String {
     if f.is_infinite() {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
@@ -221,5 +222,11 @@ mod repr_tests {
             "[{'sshd': []}, None, True, 1.5]"
         );
         assert_eq!(py_repr(&json!(1e20)), "1e+20");
+    }
+
+    #[test]
+    fn python_float() {
+        assert_eq!(py_float(1700000000.0), "1700000000.0");
+        assert_eq!(py_float(1700000000.25), "1700000000.25");
     }
 }

@@ -112,7 +112,7 @@ impl Ticket {
             },
             "family" => Text(self.family().map_or("", Family::as_str).to_string()),
             "failures" => Text(self.failures.to_string()),
-            "time" => Text(tags::py_float(self.time)),
+            "time" => Text(crate::util::py_float(self.time)),
             "bantime" => Text(self.bantime.to_string()),
             "bancount" => Text(self.bancount.to_string()),
             "restored" => Text(u8::from(self.restored).to_string()),
@@ -281,10 +281,9 @@ type Outcome = Result<(), ActionError>;
 
 impl Backend {
     fn build(jail: &str, def: &ActionDef, env: &sys::Env) -> (Backend, BackendKind) {
-        let opts = tags::Options::new(&def.options);
-        match nft::NftSpec::recognise(def, &opts) {
+        match nft::NftSpec::recognise(def) {
             nft::Recognised::Yes(spec) => {
-                let timeout = timeout_of(jail, def, &opts);
+                let timeout = timeout_of(jail, def);
                 return (
                     Backend::Nft(nft::Nft::new(*spec, timeout, env)),
                     BackendKind::Nftables,
@@ -298,11 +297,11 @@ impl Backend {
                 }
             }
         }
-        if let Some(h) = hostsdeny::HostsDeny::recognise(def, &opts) {
+        if let Some(h) = hostsdeny::HostsDeny::recognise(def) {
             return (Backend::HostsDeny(h), BackendKind::HostsDeny);
         }
         (
-            Backend::Command(command::CommandAction::new(jail, def, opts, env)),
+            Backend::Command(command::CommandAction::new(jail, def, env)),
             BackendKind::Command,
         )
     }
@@ -413,11 +412,10 @@ impl JailActions {
         let workers = defs
             .iter()
             .map(|def| {
-                let opts = tags::Options::new(&def.options);
                 merged_info |= ["ipmatches", "ipjailmatches", "ipfailures", "ipjailfailures"]
                     .iter()
-                    .any(|t| opts.mentions(t));
-                let norestored = opts.get("norestored").is_some_and(truthy);
+                    .any(|t| mentions(def, t));
+                let norestored = def.get("norestored").is_some_and(truthy);
                 let env = sys::Env {
                     path: settings.path.clone(),
                 };
@@ -578,9 +576,9 @@ fn stopped() -> ActionError {
 }
 
 /// The action's `timeout` (Fail2ban's time syntax, 60 s by default).
-fn timeout_of(jail: &str, def: &ActionDef, opts: &tags::Options) -> Duration {
+fn timeout_of(jail: &str, def: &ActionDef) -> Duration {
     const DEFAULT: Duration = Duration::from_secs(60);
-    let Some(v) = opts.get("timeout") else {
+    let Some(v) = def.get("timeout") else {
         return DEFAULT;
     };
     match crate::config::parse_time(v) {
@@ -591,6 +589,12 @@ fn timeout_of(jail: &str, def: &ActionDef, opts: &tags::Options) -> Duration {
             DEFAULT
         }
     }
+}
+
+/// Whether any option of the action mentions `<tag>`.
+fn mentions(def: &ActionDef, tag: &str) -> bool {
+    let needle = format!("<{tag}>");
+    def.options.iter().any(|(_, v)| v.contains(&needle))
 }
 
 /// Fail2ban's boolean option values.
@@ -699,7 +703,7 @@ mod tests {
                 options: vec![("timeout".into(), v.into())],
                 ..ActionDef::default()
             };
-            timeout_of("j", &def, &tags::Options::new(&def.options)).as_secs_f64()
+            timeout_of("j", &def).as_secs_f64()
         };
         assert_eq!(timeout("60"), 60.0);
         assert_eq!(timeout("1m"), 60.0);

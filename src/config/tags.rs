@@ -44,20 +44,23 @@ pub const MAX_TAG_REPLACE_COUNT: usize = 25;
 /// recursively (Fail2ban's escaped tags).
 pub const ESCAPED_TAGS: [&str; 3] = ["matches", "ipmatches", "ipjailmatches"];
 
+/// The tag whose `<` is at byte `start` (Fail2ban's `<([^ <>]+)>`): (end, name).
+pub fn tag_at(text: &str, start: usize) -> Option<(usize, &str)> {
+    let name_start = start + 1;
+    let rest = text.as_bytes().get(name_start..)?;
+    let len = rest.iter().position(|&b| matches!(b, b' ' | b'<' | b'>'))?;
+    (len > 0 && rest[len] == b'>')
+        .then(|| (name_start + len + 1, &text[name_start..name_start + len]))
+}
+
 /// The first tag at or after byte `from`: (start, end, name).
 pub fn find_tag(text: &str, from: usize) -> Option<(usize, usize, &str)> {
     let bytes = text.as_bytes();
     let mut i = from;
     while let Some(p) = memchr::memchr(b'<', &bytes[i.min(bytes.len())..]) {
         let start = i + p;
-        let name_start = start + 1;
-        let name_len = bytes[name_start..]
-            .iter()
-            .position(|&b| matches!(b, b' ' | b'<' | b'>'))
-            .unwrap_or(bytes.len() - name_start);
-        let close = name_start + name_len;
-        if name_len > 0 && bytes.get(close) == Some(&b'>') {
-            return Some((start, close + 1, &text[name_start..close]));
+        if let Some((end, name)) = tag_at(text, start) {
+            return Some((start, end, name));
         }
         i = start + 1;
     }
