@@ -149,7 +149,7 @@ impl ActionProperties {
     /// Command `name` (`actionban`, `actionstart`, ...) with every static tag
     /// replaced (Fail2ban's `replaceTag("<actionban>", properties)`): tags of
     /// the properties recursively, then the built-ins; unknown tags such as
-    /// `<ip>` stay for [`tags::substitute_once`]. Escaped tags (`<matches>`
+    /// `<ip>` stay for the ban's values. Escaped tags (`<matches>`
     /// ...) that are properties are escaped with [`tags::escape_tag`].
     pub fn command(&self, name: &str) -> Result<String, ConfigError> {
         tags::substitute(&format!("<{name}>"), |tag| {

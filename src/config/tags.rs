@@ -15,20 +15,16 @@
 //!   built-ins `<br>` (newline), `<sp>` (space), `<fq-hostname>`,
 //!   `<sh-hostname>`, else stay. This is how an action command is built from
 //!   the action's properties: see [`ActionProperties::command`](super::ActionProperties::command).
-//! - [`substitute_once`]: one pass, no recursion, for values that come from
-//!   outside (the banned address, log matches): the caller's lookup returns the
-//!   final text, quoting it as it must.
+//! - [`substitute_once`]: one pass, no recursion: the caller's lookup
+//!   returns the final text.
 //!
 //! Runtime use by the action module, for a ban of an IPv6 address:
 //!
 //! ```text
 //! let props = action_def.properties(Some("inet6"))?;   // `?family=inet6` values win
 //! let cmd = props.command("actionban")?;              // static tags resolved
-//! let cmd = config::tags::substitute_once(&cmd, |tag| match tag {
-//!     "ip" => Some(ip.to_string().into()),
-//!     "family" => Some("inet6".into()),
-//!     _ => None,                                      // left for the shell or kept
-//! });
+//! // The ban's values (`<ip>`, `<matches>`, ...) then go in quoted for the
+//! // shell: `action::tags::substitute_ticket`.
 //! ```
 
 use std::borrow::Cow;
