@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::sys::{self, Env};
-use super::tags::{self, Commands, Family, Script, Value};
+use super::tags::{self, Commands, Family, Script, SingleQuoted, Value};
 use super::{batch, truthy, ActionError, Cause, Outcome, Ticket};
 use crate::config::ActionDef;
 
@@ -148,7 +148,7 @@ impl CommandAction {
                 &empty
             }
         };
-        tags::substitute_ticket(cmd, &mut |tag| match (tag, ticket) {
+        tags::substitute_ticket(cmd, SingleQuoted::Text, &mut |tag| match (tag, ticket) {
             ("family", None) => Some(Value::Text(fam.map_or("", Family::as_str).to_string())),
             _ => t.tag_value(tag, host.as_deref()),
         })

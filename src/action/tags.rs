@@ -364,11 +364,26 @@ fn var_name(tag: &str, env: &[(String, String)]) -> String {
     name
 }
 
-/// Replaces the ban's tags in `script` (a command from [`Commands`]).
-/// `lookup` gives a tag's value, None for tags that are not the ban's.
-/// `<F-NAME>` tags the ban does not have become empty, as in Fail2ban.
+/// What the text between single quotes is, for a data tag inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SingleQuoted {
+    /// Text (`-d '{"value":"<ip>"}'`): the quotes are closed around a quoted
+    /// expansion, `'..'"${f2bV_ip}"'..'`.
+    Text,
+    /// A script for a nested shell (`sh -c 'echo <ip>'`): `${f2bV_ip}` stays
+    /// as it is, for that shell to expand from the environment it inherits
+    /// (expanded by the outer shell, the value would become the nested
+    /// shell's code).
+    Script,
+}
+
+/// Replaces the ban's tags in `script` (a command from [`Commands`], an
+/// `ignorecommand`). `lookup` gives a tag's value, None for tags that are not
+/// the ban's. `<F-NAME>` tags the ban does not have become empty, as in
+/// Fail2ban. `single` says how data reaches single-quoted text.
 pub fn substitute_ticket(
     script: &str,
+    single: SingleQuoted,
     lookup: &mut dyn FnMut(&str) -> Option<Value>,
 ) -> Result<Script, TagError> {
     let s = script.as_bytes();
@@ -413,6 +428,9 @@ pub fn substitute_ticket(
                             }
                             let r = match scanner.ctx() {
                                 Ctx::Double | Ctx::Heredoc { quoted: false } | Ctx::Comment => {
+                                    format!("${{{var}}}")
+                                }
+                                Ctx::Single if single == SingleQuoted::Script => {
                                     format!("${{{var}}}")
                                 }
                                 Ctx::Single => format!("'\"${{{var}}}\"'"),
@@ -502,7 +520,7 @@ mod tests {
     }
 
     fn render(script: &str) -> Script {
-        substitute_ticket(script, &mut |t| match t {
+        substitute_ticket(script, SingleQuoted::Text, &mut |t| match t {
             "ip" => Some(Value::Text("192.0.2.1".into())),
             "matches" => Some(Value::Data("a'b\"c$(x)`y`\nz".into())),
             "F-USER" => Some(Value::Data("root".into())),
@@ -524,6 +542,18 @@ mod tests {
     }
 
     #[test]
+    fn single_quotes_around_a_nested_script() {
+        let s = substitute_ticket(
+            "sh -c 'echo <matches>' <matches>",
+            SingleQuoted::Script,
+            &mut |_| Some(Value::Data("x".into())),
+        )
+        .unwrap();
+        assert_eq!(s.text, "sh -c 'echo ${f2bV_matches}' \"${f2bV_matches}\"");
+        assert_eq!(s.env, [("f2bV_matches".to_string(), "x".to_string())]);
+    }
+
+    #[test]
     fn nested_contexts() {
         let s = render("x=\"$(printf '%s' <matches>)\" `echo \"<matches>\"` ${v:-<F-USER>}");
         assert_eq!(
@@ -541,9 +571,11 @@ mod tests {
             s.text,
             "echo $(( 192.0.2.1 + 1 )) $(( (2) * 3 )) \"${f2bV_matches}\""
         );
-        let e = substitute_ticket("echo $(( 1 + $(echo <matches>) ))", &mut |_| {
-            Some(Value::Data("a[$(id)]".into()))
-        });
+        let e = substitute_ticket(
+            "echo $(( 1 + $(echo <matches>) ))",
+            SingleQuoted::Text,
+            &mut |_| Some(Value::Data("a[$(id)]".into())),
+        );
         assert_eq!(e, Err(TagError::Arithmetic("matches".into())));
     }
 
@@ -554,9 +586,11 @@ mod tests {
             s.text,
             "cat <<EOF\nit's ${f2bV_matches}\nEOF\necho \"${f2bV_matches}\""
         );
-        let e = substitute_ticket("cat <<'EOF'\n<matches>\nEOF", &mut |_| {
-            Some(Value::Data("x".into()))
-        });
+        let e = substitute_ticket(
+            "cat <<'EOF'\n<matches>\nEOF",
+            SingleQuoted::Text,
+            &mut |_| Some(Value::Data("x".into())),
+        );
         assert_eq!(e, Err(TagError::QuotedHeredoc("matches".into())));
     }
 }
