@@ -557,21 +557,9 @@ pub(crate) fn standalone_action(
     spec: &str,
     jail: &str,
 ) -> Result<ActionDef, ConfigError> {
-    let (name, mut params) = spec_parts(spec, "action")?;
+    let (name, params) = spec_parts(spec, "action")?;
     if name.ends_with(".py") {
-        let actname = params.get("actname").cloned().unwrap_or_else(|| {
-            name.rsplit_once('.')
-                .map_or(name.clone(), |(s, _)| s.to_string())
-        });
-        params = params.into_iter().filter(|(k, _)| k != "actname").collect();
-        return action_def(
-            session,
-            &ActionRead::Python {
-                name: actname,
-                file: name,
-                params,
-            },
-        );
+        return action_def(session, &ActionRead::python(name, params));
     }
     let Some(mut reader) = session.def_reader(true, &name, jail, params)? else {
         return Err(ConfigError::new(format!(

@@ -584,6 +584,20 @@ pub(crate) enum ActionRead {
     },
 }
 
+impl ActionRead {
+    /// A Python action (`smtp.py[actname=mailer, ...]`): named by its
+    /// `actname` parameter, else by the file name without `.py`.
+    pub fn python(file: String, mut params: OMap<String>) -> ActionRead {
+        let name = params.get("actname").cloned().unwrap_or_else(|| {
+            file.rsplit_once('.')
+                .map_or(file.as_str(), |(s, _)| s)
+                .to_string()
+        });
+        params = params.into_iter().filter(|(k, _)| k != "actname").collect();
+        ActionRead::Python { name, file, params }
+    }
+}
+
 /// A jail as read, before validation.
 pub(crate) struct JailRead {
     pub name: String,
@@ -690,7 +704,7 @@ pub(crate) fn read_jail(
         if act.is_empty() {
             continue;
         }
-        let (aname, mut params) = match extract_options(act) {
+        let (aname, params) = match extract_options(act) {
             Ok(x) => x,
             Err(e) => {
                 let f2b = format!("Invalid action definition {}: {e}", py_repr_str(act));
@@ -699,17 +713,7 @@ pub(crate) fn read_jail(
             }
         };
         if aname.ends_with(".py") {
-            let default_name = aname.rsplit_once('.').map_or(&aname[..], |(s, _)| s);
-            let actname = params
-                .get("actname")
-                .cloned()
-                .unwrap_or_else(|| default_name.to_string());
-            params = params.into_iter().filter(|(k, _)| k != "actname").collect();
-            actions.push(ActionRead::Python {
-                name: actname,
-                file: aname,
-                params,
-            });
+            actions.push(ActionRead::python(aname, params));
             continue;
         }
         let Some(mut reader) = session.def_reader(true, &aname, name, params)? else {
