@@ -111,6 +111,25 @@ fn listed(j: &Jail) -> Vec<String> {
     j.banned().map(|b| b.id.to_string()).collect()
 }
 
+/// The jail's bans by id, as the Python side of the comparisons prints them.
+fn bans_json(j: &Jail) -> Vec<Json> {
+    let mut bans: Vec<Json> = j
+        .banned()
+        .map(|b| {
+            json!([
+                b.id.to_string(),
+                b.time,
+                b.bantime,
+                b.count,
+                b.failures,
+                b.matches
+            ])
+        })
+        .collect();
+    bans.sort_by_key(|b| b[0].as_str().unwrap().to_string());
+    bans
+}
+
 #[test]
 fn maxretry_is_reached_exactly_at_n() {
     let mut j = jail(3, 600.0, 600.0);
@@ -827,27 +846,12 @@ fn run_ours(spec: &Json) -> Json {
             }
             op => panic!("{op}"),
         };
-        let s = j.status();
-        let mut bans: Vec<Json> = j
-            .banned()
-            .map(|b| {
-                json!([
-                    b.id.to_string(),
-                    b.time,
-                    b.bantime,
-                    b.count,
-                    b.failures,
-                    b.matches
-                ])
-            })
-            .collect();
-        bans.sort_by_key(|b| b[0].as_str().unwrap().to_string());
         out.push(json!({
             "res": res,
-            "state": [s.currently_failed, s.total_failed, s.currently_banned, s.total_banned],
+            "state": status(&j),
             "list": listed(&j),
             "by_end": j.banned_by_end().iter().map(|b| b.id.to_string()).collect::<Vec<_>>(),
-            "bans": bans,
+            "bans": bans_json(&j),
         }));
     }
     Json::Array(out)
@@ -1111,25 +1115,10 @@ fn known_offenders_same_as_fail2ban_observer() {
                 };
                 store.0.borrow_mut().insert(b.id.clone(), past);
             }
-            let st = j.status();
-            let mut bans: Vec<Json> = j
-                .banned()
-                .map(|b| {
-                    json!([
-                        b.id.to_string(),
-                        b.time,
-                        b.bantime,
-                        b.count,
-                        b.failures,
-                        b.matches
-                    ])
-                })
-                .collect();
-            bans.sort_by_key(|b| b[0].as_str().unwrap().to_string());
             ours.push(json!({
                 "res": res,
-                "state": [st.currently_failed, st.total_failed, st.currently_banned, st.total_banned],
-                "bans": bans,
+                "state": status(&j),
+                "bans": bans_json(&j),
             }));
             j.expired(now);
         }
