@@ -311,30 +311,22 @@ fn manual_bans_and_unbans_of_networks() {
         ]
     );
     // The exact entry first.
-    let gone: Vec<String> = j
-        .unban(&id("192.0.2.0/24"))
-        .iter()
-        .map(|b| b.id.to_string())
-        .collect();
-    assert_eq!(gone, ["192.0.2.0/24"]);
+    assert_eq!(unbanned(&mut j, "192.0.2.0/24"), ["192.0.2.0/24"]);
     // Not an entry: every entry whose address is inside, wider ones included.
-    let gone: Vec<String> = j
-        .unban(&id("192.0.0.0/23"))
-        .iter()
-        .map(|b| b.id.to_string())
-        .collect();
-    assert_eq!(gone, ["192.0.0.0/16"]);
-    let gone: Vec<String> = j
-        .unban(&id("2001:db8::/32"))
-        .iter()
-        .map(|b| b.id.to_string())
-        .collect();
-    assert_eq!(gone, ["2001:db8::/48", "2001:db8::1"]);
+    assert_eq!(unbanned(&mut j, "192.0.0.0/23"), ["192.0.0.0/16"]);
+    assert_eq!(
+        unbanned(&mut j, "2001:db8::/32"),
+        ["2001:db8::/48", "2001:db8::1"]
+    );
     assert!(j.unban(&id("203.0.113.1")).is_empty());
     assert_eq!(listed(&j), ["192.0.2.5", "198.51.100.7"]);
     assert_eq!(j.status().total_banned, 6);
     assert_eq!(j.unban_all().len(), 2);
     assert_eq!(status(&j), (0, 0, 0, 6));
+}
+
+fn unbanned(j: &mut Jail, s: &str) -> Vec<String> {
+    j.unban(&id(s)).iter().map(|b| b.id.to_string()).collect()
 }
 
 #[test]
