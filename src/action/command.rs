@@ -400,6 +400,15 @@ impl CommandAction {
         }
     }
 
+    /// The families whose state (STARTED, HAS_ITEMS) passes `state`.
+    fn families_where(&self, state: impl Fn(u8) -> bool) -> Vec<Fam> {
+        self.started
+            .iter()
+            .filter(|(_, v)| state(**v))
+            .map(|(f, _)| *f)
+            .collect()
+    }
+
     /// Runs of tickets of one family, in order (commands run in ticket order).
     fn by_family(tickets: &[Ticket]) -> Vec<(Fam, Vec<&Ticket>)> {
         let mut groups: Vec<(Fam, Vec<&Ticket>)> = Vec::new();
@@ -474,12 +483,7 @@ impl CommandAction {
         if !self.has(Op::Check) {
             return;
         }
-        let fams: Vec<Fam> = self
-            .started
-            .iter()
-            .filter(|(_, v)| **v != 0)
-            .map(|(f, _)| *f)
-            .collect();
+        let fams = self.families_where(|v| v != 0);
         for fam in fams {
             if let Check::Broken(_) = self.invariant_check(fam, repair, true).await {
                 self.started.insert(fam, 0);
@@ -495,12 +499,7 @@ impl CommandAction {
         if !self.has(Op::Flush) {
             return self.unban(active).await;
         }
-        let fams: Vec<Fam> = self
-            .started
-            .iter()
-            .filter(|(_, v)| **v & (STARTED | HAS_ITEMS) == STARTED | HAS_ITEMS)
-            .map(|(f, _)| *f)
-            .collect();
+        let fams = self.families_where(|v| v & (STARTED | HAS_ITEMS) == STARTED | HAS_ITEMS);
         let mut first = Ok(());
         for (fam, outcome) in self.run_op(Op::Flush, &fams).await {
             match outcome {
@@ -528,12 +527,7 @@ impl CommandAction {
     /// Flush (or unban each), then `actionstop` for every started family.
     pub async fn stop(&mut self, active: &[Ticket]) -> Outcome {
         let flushed = self.flush_inner(active, true).await;
-        let fams: Vec<Fam> = self
-            .started
-            .iter()
-            .filter(|(_, v)| **v != 0)
-            .map(|(f, _)| *f)
-            .collect();
+        let fams = self.families_where(|v| v != 0);
         self.started.clear();
         let mut first = flushed;
         for (fam, outcome) in self.run_op(Op::Stop, &fams).await {
@@ -547,12 +541,7 @@ impl CommandAction {
 
     /// `actionreload` for every started family.
     pub async fn reload(&mut self) -> Outcome {
-        let fams: Vec<Fam> = self
-            .started
-            .iter()
-            .filter(|(_, v)| **v != 0)
-            .map(|(f, _)| *f)
-            .collect();
+        let fams = self.families_where(|v| v != 0);
         let mut first = Ok(());
         for (_, outcome) in self.run_op(Op::Reload, &fams).await {
             first = first.and(outcome);
