@@ -721,6 +721,25 @@ print(json.dumps(out))
 "#;
 
 /// Numbers as floats, so that Python's `20` and `20.0` compare equal.
+/// Fail2ban's answers and ours, event by event (numbers compared as floats).
+fn assert_same_events<'a>(
+    round: usize,
+    theirs: Json,
+    ours: Json,
+    event: impl Fn(usize) -> &'a Json,
+) {
+    let (theirs, ours) = (normalize(theirs), normalize(ours));
+    for (i, (t, o)) in theirs
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(ours.as_array().unwrap())
+        .enumerate()
+    {
+        assert_eq!(o, t, "round {round}, event {i}: {}", event(i));
+    }
+}
+
 fn normalize(v: Json) -> Json {
     match v {
         Json::Number(n) => json!(n.as_f64().unwrap()),
@@ -863,16 +882,7 @@ fn same_decisions_as_fail2ban_on_random_event_streams() {
             "events": random_events(&mut rng, 250),
         });
         let theirs: Json = serde_json::from_str(&python(F2B_SIM, &spec.to_string())).unwrap();
-        let (theirs, ours) = (normalize(theirs), normalize(run_ours(&spec)));
-        for (i, (t, o)) in theirs
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(ours.as_array().unwrap())
-            .enumerate()
-        {
-            assert_eq!(o, t, "round {round}, event {i}: {}", spec["events"][i]);
-        }
+        assert_same_events(round, theirs, run_ours(&spec), |i| &spec["events"][i]);
     }
 }
 
@@ -1114,16 +1124,7 @@ fn known_offenders_same_as_fail2ban_observer() {
             }));
             j.expired(now);
         }
-        let (theirs, ours) = (normalize(theirs), normalize(Json::Array(ours)));
-        for (i, (t, o)) in theirs
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(ours.as_array().unwrap())
-            .enumerate()
-        {
-            assert_eq!(o, t, "round {round}, event {i}: {}", events[i]);
-        }
+        assert_same_events(round, theirs, Json::Array(ours), |i| &events[i]);
     }
 }
 
