@@ -141,15 +141,7 @@ impl Ticket {
             ),
             "ip-rev" => Text(target.map(|n| reverse_pointer(&n)).unwrap_or_default()),
             "ip-host" => Data(host.unwrap_or("").to_string()),
-            _ => {
-                let name = tag.strip_prefix("F-")?.to_ascii_lowercase();
-                let name = match name.as_str() {
-                    "id" => "fid",
-                    "port" => "fport",
-                    n => n,
-                };
-                Data(self.data.get(name)?.clone())
-            }
+            _ => Data(self.data.get(&tags::capture_key(tag)?)?.clone()),
         })
     }
 }

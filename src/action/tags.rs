@@ -96,6 +96,22 @@ impl Commands {
     }
 }
 
+/// The filter capture an `<F-NAME>` tag reads (Fail2ban's
+/// `<F-([A-Z0-9_-]+)>` and `mapTag2Opt`): the name in lower case, `ID` as
+/// `fid`, `PORT` as `fport`. None when `tag` is no such tag.
+pub fn capture_key(tag: &str) -> Option<String> {
+    let name = tag.strip_prefix("F-")?;
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    ok.then(|| match name {
+        "ID" => "fid".to_string(),
+        "PORT" => "fport".to_string(),
+        n => n.to_ascii_lowercase(),
+    })
+}
+
 /// A ban's value for a tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -400,14 +416,8 @@ pub fn substitute_ticket(
         if s[i] == b'<' {
             if let Some((end, name)) = tag_at(script, i) {
                 let start = i;
-                let value = lookup(name).or_else(|| {
-                    let f = name.strip_prefix("F-")?;
-                    let ok = !f.is_empty()
-                        && f.bytes().all(|b| {
-                            b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                        });
-                    ok.then(|| Value::Text(String::new()))
-                });
+                let value =
+                    lookup(name).or_else(|| capture_key(name).map(|_| Value::Text(String::new())));
                 if let Some(value) = value {
                     out.text.push_str(&script[copied..start]);
                     match value {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::id::BanId;
-use crate::action::tags::{substitute_ticket, Script, SingleQuoted, TagError, Value};
+use crate::action::tags::{capture_key, substitute_ticket, Script, SingleQuoted, TagError, Value};
 use crate::config::tags::substitute_once;
 
 /// A set of IPv4 and IPv6 networks as a binary trie: a lookup walks at most
@@ -457,15 +457,7 @@ fn tag_value<'a>(
         "ip" | "fid" => Some(id),
         "family" => Some(family.unwrap_or("")),
         _ => {
-            let name = tag.strip_prefix("F-").filter(|n| {
-                n.bytes()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
-            })?;
-            let key = match name.to_ascii_lowercase().as_str() {
-                "id" => "fid".to_string(),
-                "port" => "fport".to_string(),
-                k => k.to_string(),
-            };
+            let key = capture_key(tag)?;
             Some(
                 data.iter()
                     .find(|(k, _)| *k == key)
