@@ -1,4 +1,5 @@
-//! Tag substitution in action commands, in two steps as Fail2ban does it.
+//! Tag substitution in action commands (and the jail's `ignorecommand`), in
+//! two steps as Fail2ban does it.
 //!
 //! 1. [`Commands`]: the configuration's properties of the action for an
 //!    address family ([`ActionDef::properties`], [`ActionProperties::command`]):
