@@ -299,6 +299,26 @@ fn ignorecommand_values_are_data_never_code() {
 }
 
 #[test]
+fn ignorecommand_refuses_values_where_the_shell_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let mut ig = no_self();
+    ig.command = IgnoreCommand::new("test $(( <F-COUNT> + 1 )) -gt 3");
+    let data = [(
+        "count".to_string(),
+        format!("a[$(touch {})]", marker.display()),
+    )];
+    let e = ask(&mut ig, "192.0.2.1", &data)
+        .run(IGNORE_COMMAND_TIMEOUT)
+        .unwrap_err();
+    assert!(
+        matches!(&e, CommandError::Refused(TagError::Arithmetic(t)) if t == "F-COUNT"),
+        "{e}"
+    );
+    assert!(!marker.exists());
+}
+
+#[test]
 fn ignorecommand_tags() {
     let mut ig = no_self();
     ig.command = IgnoreCommand::new(
@@ -314,6 +334,9 @@ fn ignorecommand_tags() {
         r#"check "${f2bV_ip}" "${f2bV_family}" "${f2bV_F_USER}" "${f2bV_F_ID}" "${f2bV_F_MISSING}" <unknown> <ip "${f2bV_ip}" '${f2bV_ip}' \""${f2bV_ip}""#
     );
     let env: Vec<(&str, &str)> = call
+        .script
+        .as_ref()
+        .unwrap()
         .env
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -378,7 +401,7 @@ fn ignorecache_remembers_verdicts() {
         ig.check(&id("203.0.113.5"), &[], 402.0),
         IgnoreCheck::Ignored(IgnoredBy::Ip)
     );
-    assert!(ig.cache.as_ref().unwrap().map.get("203.0.113.5").is_none());
+    assert!(!ig.cache.as_ref().unwrap().map.contains_key("203.0.113.5"));
 }
 
 #[test]
