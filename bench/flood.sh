@@ -8,12 +8,14 @@
 #   env CAP     the jail's failure-table cap, logban's `logban.maxfailures`
 #               (default: unset, the built-in 100000)
 #   env TIMEOUT give up after this many seconds (900)
+#   env SETTLE  seconds to wait after that before reading VmRSS again (12:
+#               logban hands freed memory back on its 10 s maintenance tick)
 #   env ONLY    default `cand` (logban only); ONLY= runs Fail2ban too, which
 #               holds every address (no cap) and takes minutes per 100k lines
 #   env SERVER/CLIENT, REF_SERVER/REF_CLIENT as in the other scripts
 # Prints, per server: the time until `Total failed` reached N, Currently
-# failed (what the table holds), VmRSS and VmHWM in MiB. Exits 1 when a
-# server did not count every line.
+# failed (what the table holds), VmRSS then and SETTLE seconds later, and the
+# peak (VmHWM), in MiB. Exits 1 when a server did not count every line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -65,10 +67,13 @@ for i in "${!NAMES[@]}"; do
     done
     took=$(since "$t0")
     pid=$(sb_pid "$SB")
-    rss=$(awk '/^VmRSS:/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
-    hwm=$(awk '/^VmHWM:/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
-    printf '%-10s counted %s/%s in %ss; Currently failed %s; VmRSS %s MiB, peak (VmHWM) %s MiB\n' \
-        "$name" "$total" "$n" "$took" "$cur" "$rss" "$hwm"
+    mib() { awk -v k="$1:" '$1 == k {printf "%.1f", $2/1024}' "/proc/$pid/status"; }
+    rss=$(mib VmRSS)
+    sleep "${SETTLE:-12}"
+    settled=$(mib VmRSS)
+    hwm=$(mib VmHWM)
+    printf '%-10s counted %s/%s in %ss; Currently failed %s; VmRSS %s MiB, %s MiB %ss later; peak (VmHWM) %s MiB\n' \
+        "$name" "$total" "$n" "$took" "$cur" "$rss" "$settled" "${SETTLE:-12}" "$hwm"
     [ "$total" -ge "$n" ] || fail=1
     sb_destroy "$SB"
 done
