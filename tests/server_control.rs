@@ -30,6 +30,11 @@ fn starts_answers_and_stops() {
         sb.ok(&["get", "loglevel"]),
         "Current logging level is 'INFO'\n"
     );
+    // logrotate moves the log away, then asks for a new one.
+    std::fs::rename(sb.path("server.log"), sb.path("server.log.1")).unwrap();
+    assert_eq!(sb.ok(&["flushlogs"]), "logs: rolled over\n");
+    assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.200"]), "1\n");
+    assert!(sb.log().contains("[test] Ban 192.0.2.200"), "{}", sb.log());
     let pid: u32 = std::fs::read_to_string(sb.path("run/server.pid"))
         .unwrap()
         .trim()
@@ -39,7 +44,7 @@ fn starts_answers_and_stops() {
     server.stop(&sb);
     assert!(!sb.socket().exists(), "socket left behind");
     assert!(!sb.path("run/server.pid").exists(), "pid file left behind");
-    let log = sb.log();
+    let log = std::fs::read_to_string(sb.path("server.log.1")).unwrap() + &sb.log();
     for line in [
         "fail2ban.jail           [",
         "INFO    Jail 'test' started",

@@ -91,6 +91,7 @@ impl Core {
             ("version", []) => value(crate::config::FAIL2BAN_VERSION),
             ("echo", words) => value(words.to_vec()),
             ("stop", []) => Ok(Answer::Stop),
+            ("flushlogs", []) => value(self.server.log.flush()),
             ("status", []) => self.status(),
             ("status", [jail]) | ("status", [jail, _]) => self.status_jail(jail),
             ("banned", ids) => self.banned(ids),
