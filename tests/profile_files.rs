@@ -348,6 +348,12 @@ fn nftables_sets_take_subnets_and_blocktype_from_init() {
     let dump = fail2ban_dump(&tmp.path().join("conf"));
     let opts = action_options(&dump, "dovecot", "iptables-ipset");
     assert_eq!(option(&opts, "ipmset"), "f2b-<name>");
+    // The mail jails list several ports: one rule for the whole list.
+    assert!(
+        option(&opts, "actionstart")
+            .contains("-m multiport --dports pop3,pop3s,imap,imaps,submission,465,sieve -m set"),
+        "{opts:?}"
+    );
     let opts = action_options(&dump, "postfix", "nftables-allports");
     assert!(
         option(&opts, "actionstart").contains("flags interval"),
