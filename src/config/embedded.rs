@@ -22,8 +22,21 @@ pub fn tree() -> ConfigTree {
 
 /// The configuration tree to run with: `dir` (default [`DEFAULT_DIR`]) read
 /// as it is when it exists, the embedded tree when it does not. Logs at INFO
-/// which one it is.
+/// which one it is ([`report`]).
 pub fn load(dir: Option<&Path>) -> Result<ConfigTree, ConfigError> {
+    let dir = dir.unwrap_or(Path::new(DEFAULT_DIR));
+    if report(Some(dir))? {
+        ConfigTree::open(dir)
+    } else {
+        Ok(tree())
+    }
+}
+
+/// Logs which tree [`load`] uses for `dir`: the directory (with a warning
+/// when it holds no jails), or the embedded tree when it does not exist.
+/// Returns whether the directory exists. The server calls it again once its
+/// log is set up, since it reads the configuration before.
+pub fn report(dir: Option<&Path>) -> Result<bool, ConfigError> {
     let dir = dir.unwrap_or(Path::new(DEFAULT_DIR));
     let exists = dir.try_exists().map_err(|e| {
         ConfigError::new(format!(
@@ -44,15 +57,14 @@ pub fn load(dir: Option<&Path>) -> Result<ConfigTree, ConfigError> {
                 dir.display()
             );
         }
-        ConfigTree::open(dir)
     } else {
         tracing::info!(
             "{} does not exist: using the embedded configuration (logban config write-defaults {} writes it out)",
             dir.display(),
             dir.display()
         );
-        Ok(tree())
     }
+    Ok(exists)
 }
 
 /// What [`write_defaults`] did with one file.

@@ -387,7 +387,10 @@ impl Core {
             tracing::warn!(target: "fail2ban.filter",
                 "[{}] {addr} produced {n} of the last {total} failures: if every client shows up \
                  with this address (a proxy, a rootless container's port forwarder), banning it \
-                 locks everyone out (see ignoreip)", rt.name);
+                 locks everyone out; rootless Docker/Podman: forward ports with slirp4netns so \
+                 clients keep their address (Docker: \
+                 DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=slirp4netns; Podman: network_mode \
+                 \"slirp4netns:port_handler=slirp4netns\", NETWORK_INTERFACE=tap0)", rt.name);
         }
         if let Some(k) = c.known {
             let ban = if k.retry >= rt.jail.settings().maxretry {

@@ -128,7 +128,8 @@ fn run(opts: &Opts) -> Result<(), String> {
         );
         daemon::daemonize(to_terminal).map_err(|e| format!("cannot go to the background: {e}"))?
     };
-    let result = serve(&server, level, jails, socket, foreground, &mut ready);
+    let conf = opts.conf.as_deref().map(Path::new);
+    let result = serve(conf, &server, level, jails, socket, foreground, &mut ready);
     if let Err(e) = &result {
         tracing::error!(target: "fail2ban.server", "{e}");
         ready.failed(e);
@@ -137,6 +138,7 @@ fn run(opts: &Opts) -> Result<(), String> {
 }
 
 fn serve(
+    conf: Option<&Path>,
     server: &ServerDef,
     level: Level,
     jails: Vec<(String, Result<JailDef, ConfigError>)>,
@@ -149,6 +151,8 @@ fn serve(
     tracing::info!(target: "fail2ban.server", "{}", "-".repeat(50));
     tracing::info!(target: "fail2ban.server",
         "Starting Fail2ban v{FAIL2BAN_VERSION} (logban {})", env!("CARGO_PKG_VERSION"));
+    // Read before the log was set up: said again now.
+    crate::config::embedded::report(conf).map_err(|e| e.to_string())?;
     if !foreground {
         tracing::info!(target: "fail2ban.server", "Daemon started");
     }
