@@ -1,19 +1,22 @@
-//! The newcomer path end to end: `logban server -xf start` on a machine
-//! without a Fail2ban tree runs the embedded mail-server profile.
+//! The newcomer path end to end: the README's first command,
+//! `logban server -f start`, on a fresh machine without a Fail2ban tree runs
+//! the embedded mail-server profile.
 //!
 //! The server runs in a network namespace of its own (an attacker namespace
 //! on the other end of a veth pair) and in a private mount namespace where
-//! temp dirs stand in for /var/log and /var/lib/fail2ban, so the embedded
-//! paths (`/var/log/mail.log`, `/var/log/auth.log`, the database) are used as
-//! they are; socket, pid file and log go to the temp dir through `-s`, `-p`
-//! and `--logtarget`, and `-c` names a directory that does not exist.
+//! empty temp dirs stand in for /var/log, /var/lib and /run, so every path
+//! of the embedded configuration is used as it is: the logs it reads
+//! (`/var/log/mail.log`, `/var/log/auth.log`), its own log, the database,
+//! the socket and the pid file, in directories it has to create. Only `-c`
+//! is given, naming a directory that does not exist (the test machine has
+//! Fail2ban's /etc/fail2ban).
 
 #[path = "common/netns.rs"]
 mod netns;
 mod server_support;
 
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,8 +26,15 @@ use server_support::{Sandbox, Server, BIN, PATIENCE};
 /// A port of the mail jails and one no jail lists (the profile bans every port).
 const PORTS: [u16; 2] = [465, 8081];
 
-/// A fresh host: the server namespace of a [`Pair`], an empty /var/log
-/// holding only mail.log (empty), an empty /var/lib/fail2ban.
+/// The temp dirs mounted over these in the server's mount namespace.
+const MOUNTS: [(&str, &str); 3] = [
+    ("var-log", "/var/log"),
+    ("var-lib", "/var/lib"),
+    ("run", "/run"),
+];
+
+/// A fresh host: the server namespace of a [`Pair`], a /var/log holding only
+/// an empty mail.log, an empty /var/lib and /run.
 struct Host {
     pair: Pair,
     sb: Sandbox,
@@ -32,11 +42,6 @@ struct Host {
 
 impl Host {
     fn new(tag: &str) -> Host {
-        assert!(
-            Path::new("/var/lib/fail2ban").is_dir(),
-            "/var/lib/fail2ban is missing (apt-get install fail2ban creates it): the test \
-             mounts a temp dir over it"
-        );
         let pair = Pair::new(tag);
         for port in PORTS {
             pair.listen(port);
@@ -44,10 +49,17 @@ impl Host {
         let sb = Sandbox {
             dir: tempfile::tempdir().unwrap(),
         };
-        for dir in ["var-log", "var-lib", "run"] {
+        for (dir, _) in MOUNTS {
             std::fs::create_dir_all(sb.path(dir)).unwrap();
         }
         sb.write("var-log/mail.log", "");
+        // The sandbox's client and log reader look for `run/server.sock` and
+        // `server.log`: links to where the embedded fail2ban.conf puts them.
+        let link = |target: &str, name: &str| {
+            std::os::unix::fs::symlink(target, sb.path(name)).unwrap();
+        };
+        link("fail2ban/fail2ban.sock", "run/server.sock");
+        link("var-log/fail2ban.log", "server.log");
         Host { pair, sb }
     }
 
@@ -56,25 +68,23 @@ impl Host {
         self.sb.path("etc")
     }
 
-    /// `logban server -xf start` in the server's namespaces.
+    /// `logban server -f start` in the server's namespaces.
     fn start(&self) -> Server {
-        let mounts = "mount --bind \"$1\" /var/log && mount --bind \"$2\" /var/lib/fail2ban \
-                      && shift 2 && exec \"$@\"";
+        let mut mounts = String::new();
+        for (i, (_, at)) in MOUNTS.iter().enumerate() {
+            mounts.push_str(&format!("mount --bind \"${}\" {at} && ", i + 1));
+        }
+        mounts.push_str(&format!("shift {} && exec \"$@\"", MOUNTS.len()));
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.pair.server])
             .args(["unshare", "--mount", "--propagation", "private"])
-            .args(["sh", "-c", mounts, "sh"])
-            .arg(self.sb.path("var-log"))
-            .arg(self.sb.path("var-lib"))
-            .args([BIN, "server", "-c"])
+            .args(["sh", "-c", &mounts, "sh"]);
+        for (dir, _) in MOUNTS {
+            cmd.arg(self.sb.path(dir));
+        }
+        cmd.args([BIN, "server", "-c"])
             .arg(self.conf())
-            .arg("-s")
-            .arg(self.sb.socket())
-            .arg("-p")
-            .arg(self.sb.path("run/server.pid"))
-            .arg("--logtarget")
-            .arg(self.sb.path("server.log"))
-            .args(["-xf", "start"])
+            .args(["-f", "start"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -188,6 +198,10 @@ fn fresh_machine_runs_the_mail_server_profile() {
         "the log does not say which configuration:\n{log}"
     );
     host.assert_no_table("after the start");
+    // State where the embedded fail2ban.conf puts it, directories created.
+    let pid = std::fs::read_to_string(sb.path("run/fail2ban/fail2ban.pid")).unwrap();
+    assert_eq!(pid.trim(), server.pid().to_string());
+    assert!(sb.path("var-lib/fail2ban/fail2ban.sqlite3").is_file());
     assert_eq!(host.reach(false), [Ok(()), Ok(())]);
 
     // The host's own address is never banned (ignoreself).
