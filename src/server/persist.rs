@@ -53,6 +53,9 @@ enum Req {
     Position(Arc<str>, Position),
     /// Runs in queue order (action work that must not overtake a ban).
     Run(Then<()>),
+    /// Runs with the store (None without a database), after the pending
+    /// positions are written so that it reads them.
+    With(Box<dyn FnOnce(Option<&mut Store>) + Send>),
     /// Writes pending positions, closes the database, then runs `then`.
     Close(Then<()>),
 }
@@ -109,6 +112,11 @@ impl StoreHandle {
 
     pub fn run(&self, f: impl FnOnce() + Send + 'static) {
         self.send(Req::Run(Box::new(move |()| f())));
+    }
+
+    /// Runs `f` on the store thread with the store, in queue order.
+    pub fn with(&self, f: impl FnOnce(Option<&mut Store>) + Send + 'static) {
+        self.send(Req::With(Box::new(f)));
     }
 
     pub fn close(&self, then: impl FnOnce() + Send + 'static) {
@@ -192,6 +200,10 @@ impl Worker {
                 }
             }
             Req::Run(f) => f(()),
+            Req::With(f) => {
+                self.flush_positions();
+                f(self.store.as_mut());
+            }
             Req::Close(_) => unreachable!("handled by run"),
         }
     }
