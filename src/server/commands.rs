@@ -742,6 +742,23 @@ fn files_of(files: &[std::sync::Arc<std::path::Path>]) -> Vec<String> {
         .collect()
 }
 
+/// The files a jail reads: those it follows, and those its log paths
+/// match that the sources have not reported yet (just added).
+fn logpaths(rt: &JailRt) -> Vec<String> {
+    let SourceInfo::Files(files) = &rt.source else {
+        return Vec::new();
+    };
+    let mut out = files_of(files);
+    for lp in &rt.def.logpath {
+        for p in lp.expand() {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 fn ignoreip(rt: &JailRt) -> Vec<String> {
     rt.jail
         .settings()
@@ -799,10 +816,7 @@ fn get_jail(rt: &JailRt, opt: &str, rest: &[String]) -> Result {
             }
             value(bans.iter().map(|b| b.id.to_string()).collect::<Vec<_>>())
         }
-        "logpath" => match &rt.source {
-            SourceInfo::Files(f) => value(files_of(f)),
-            SourceInfo::Journal(_) => value(Vec::<String>::new()),
-        },
+        "logpath" => value(logpaths(rt)),
         "logencoding" => value(launch::encoding(&def.logencoding)),
         "journalmatch" => match &rt.source {
             SourceInfo::Journal(_) => value(filter.map_or(json!([]), |f| json!(f.journal_groups))),
@@ -902,10 +916,7 @@ fn edit_def(def: &mut JailDef, opt: &str, values: &[String]) -> Result<Show> {
     let no_filter = || CmdError::Failed(format!("jail '{}' has no filter", def.name));
     let show_fail: Show = Box::new(|rt| json!(rt.show.failregex));
     let show_ignore: Show = Box::new(|rt| json!(rt.show.ignoreregex));
-    let show_logpath: Show = Box::new(|rt| match &rt.source {
-        SourceInfo::Files(f) => json!(files_of(f)),
-        SourceInfo::Journal(_) => json!([]),
-    });
+    let show_logpath: Show = Box::new(|rt| json!(logpaths(rt)));
     let is_journal = matches!(def.backend.kind, crate::config::BackendKind::Systemd);
     let show_journal: Show = Box::new(|rt| match &rt.source {
         SourceInfo::Journal(_) => json!(rt.def.filter.as_ref().map(|f| f.journal_groups.clone())),
