@@ -193,6 +193,32 @@ if eventually 5 set_lacks addr-set-custom 198.51.100.7; then pass "198.51.100.7 
     fail "198.51.100.7 left addr-set-custom" "$(nft_set addr-set-custom)"
 fi
 
+# --- reload: bans stay, in the status and in the firewall ---------------------------
+# The admin raises maxretry (mailserver.md: "one line of config away"), reloads;
+# nothing may be unbanned, not even for a moment (nft monitor watches the table).
+before=$(for j in custom dovecot postfix; do banned_list "$SB" "$j"; done)
+sed -i 's/^maxretry = 2$/maxretry = 3/' "$SB/etc/jail.d/user-jail.local"
+sb_exec "$SB" nft monitor >"$SB/monitor.out" 2>&1 &
+monitor=$!
+sleep 0.3
+expect "reload prints OK" "OK" "$(cli reload)"
+sleep 0.5
+kill "$monitor" 2>/dev/null
+wait "$monitor" 2>/dev/null
+expect "get postfix maxretry after reload" "3" "$(cli get postfix maxretry)"
+expect "reload keeps every jail's bans" "$before" "$(for j in custom dovecot postfix; do banned_list "$SB" "$j"; done)"
+if set_has addr-set-custom 203.0.113.0/24 && set_has addr6-set-custom 2001:db8::66 &&
+    set_has addr-set-dovecot 198.51.100.9 && set_has addr6-set-postfix 2001:db8::2; then
+    pass "reload keeps the nft sets"
+else
+    fail "reload keeps the nft sets" "$(sb_nft "$SB" list table inet f2b-table 2>&1)"
+fi
+if grep -q "delete element" "$SB/monitor.out"; then
+    fail "reload deletes no set element (nft monitor)" "$(grep "delete element" "$SB/monitor.out")"
+else
+    pass "reload deletes no set element (nft monitor)"
+fi
+
 # --- stop, restart, kill -9 ---------------------------------------------------------
 restored() {
     listed custom 203.0.113.0/24 && listed custom 2001:db8::66 && listed dovecot 198.51.100.9 &&
