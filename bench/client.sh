@@ -22,15 +22,16 @@ sides
 declare -A SB
 for i in "${!NAMES[@]}"; do
     name=${NAMES[i]}
-    sb_new dir "client-$i"
-    mailserver_conf "$dir" nftables-allports
-    sb_start "$dir" "${SERVERS[i]}" "${CLIENTS[i]}" 60 || die "$name did not start"
-    SB[$name]=$dir
+    sb_new box "client-$i"
+    mailserver_conf "$box" nftables-allports
+    sb_start "$box" "${SERVERS[i]}" "${CLIENTS[i]}" 60 || die "$name did not start"
+    SB[$name]=$box
 done
 
-# time_one SB HOW ARGS...: seconds one client call takes (its output dropped).
+# time_one SB HOW ARGS...: seconds one client call takes (its output dropped;
+# a call that fails stops the script).
 time_one() {
-    local sb=$1 how=$2 c t0 t1
+    local sb=$1 how=$2 c t0 t1 rc
     shift 2
     read -ra c <"$sb/client_cmd"
     t0=$EPOCHREALTIME
@@ -39,7 +40,9 @@ time_one() {
     else
         "${c[@]}" -c "$sb/etc" "$@" >/dev/null 2>&1
     fi
+    rc=$?
     t1=$EPOCHREALTIME
+    [ $rc = 0 ] || die "${c[*]} $* failed (exit $rc) in $sb"
     awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f\n", b-a}'
 }
 
@@ -55,8 +58,6 @@ failed=0
 printf '%-34s %-10s %12s %12s %12s\n' "command" "side" "median ms" "p10 ms" "p90 ms"
 for how in socket config; do
     for cmd in "status" "status postfix"; do
-        # In fail2ban's sandbox the socket path comes from fail2ban.local; the
-        # config variant needs the sandbox's etc (given with -c) to hold it: it does.
         for name in "${NAMES[@]}"; do : >"$W/$name"; done
         for ((r = 0; r < runs; r++)); do
             for name in "${NAMES[@]}"; do
