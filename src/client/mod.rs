@@ -175,6 +175,9 @@ pub fn main(args: &[String]) -> i32 {
         return 255;
     };
     let client = Client::new(&opts, report);
+    client
+        .report
+        .log(Level::Info, &format!("Using socket file {}", client.socket));
     match (head.as_str(), &cmd[1..]) {
         ("help", _) => {
             println!("{USAGE}");

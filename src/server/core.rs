@@ -70,12 +70,15 @@ pub(crate) enum Event {
     Reload,
     /// A reload's new configuration, read and checked off the core.
     Reloaded {
-        built: Result<Built, CmdError>,
-        reply: Option<oneshot::Sender<Result<Value, CmdError>>>,
+        built: Result<Box<Built>, CmdError>,
+        reply: Option<Replier>,
     },
     /// The log sources have stopped (during shutdown).
     SourcesStopped,
 }
+
+/// Where the answer of a command that completes later goes.
+pub(crate) type Replier = oneshot::Sender<Result<Value, CmdError>>;
 
 /// Where a jail's lines come from, for `status <jail>`.
 pub(crate) enum SourceInfo {

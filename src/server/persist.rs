@@ -23,6 +23,9 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Work run on the store thread after a request, with its outcome.
 pub(crate) type Then<T> = Box<dyn FnOnce(T) + Send>;
 
+/// Work run on the store thread with the store (None without a database).
+type WithStore = Box<dyn FnOnce(Option<&mut Store>) + Send>;
+
 /// An address's bans merged over all jails and in its jail (Fail2ban's
 /// `getBansMerged`), for actions that use `<ipmatches>` and the like.
 pub(crate) type MergedPair = (Option<MergedBans>, Option<MergedBans>);
@@ -55,7 +58,7 @@ enum Req {
     Run(Then<()>),
     /// Runs with the store (None without a database), after the pending
     /// positions are written so that it reads them.
-    With(Box<dyn FnOnce(Option<&mut Store>) + Send>),
+    With(WithStore),
     /// Writes pending positions, closes the database, then runs `then`.
     Close(Then<()>),
 }

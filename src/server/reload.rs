@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::commands::CmdError;
-use super::core::{Core, Event, History, JailId};
+use super::core::{Core, Event, History, JailId, Replier};
 use super::enforce::{self, ActionWorker, Op};
 use super::launch::{self, Plan, Prepared, Stored};
 use super::log::Level;
@@ -84,7 +84,7 @@ impl Request {
     }
 
     fn covers(&self, name: &str) -> bool {
-        self.target.as_deref().is_none_or(|t| t == name)
+        self.target.as_deref().map_or(true, |t| t == name)
     }
 }
 
@@ -122,7 +122,7 @@ impl Core {
     pub(crate) fn begin_reload(
         &mut self,
         req: Request,
-        reply: Option<oneshot::Sender<Result<Value, CmdError>>>,
+        reply: Option<Replier>,
     ) -> Result<(), CmdError> {
         if self.reloading {
             return Err(CmdError::Failed("Reload already in progress".into()));
@@ -153,7 +153,7 @@ impl Core {
         };
         let events = self.events.clone();
         tokio::task::spawn_blocking(move || {
-            let built = build(snap, req);
+            let built = build(snap, req).map(Box::new);
             let _ = events.send(Event::Reloaded { built, reply });
         });
         Ok(())
@@ -163,8 +163,8 @@ impl Core {
     /// have carried the changes out.
     pub(crate) fn end_reload(
         &mut self,
-        built: Result<Built, CmdError>,
-        reply: Option<oneshot::Sender<Result<Value, CmdError>>>,
+        built: Result<Box<Built>, CmdError>,
+        reply: Option<Replier>,
     ) {
         self.reloading = false;
         let answer = match built {
@@ -176,7 +176,7 @@ impl Core {
             Ok(_) if self.sources.is_none() => {
                 Err(CmdError::Failed("the server is stopping".into()))
             }
-            Ok(b) => Ok(self.apply(b)),
+            Ok(b) => Ok(self.apply(*b)),
         };
         tokio::spawn(async move {
             let r = match answer {
