@@ -261,3 +261,29 @@ fn a_socket_nobody_answers_on_is_reported_as_such() {
         r.stderr
     );
 }
+
+#[test]
+fn answers_the_same_when_installed_as_fail2ban_client() {
+    let sb = Sandbox::new("");
+    sb.write("auth.log", "");
+    let server = sb.start();
+    let link = sb.path("fail2ban-client");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let out = std::process::Command::new(&link)
+        .arg("-c")
+        .arg(sb.path("etc"))
+        .args(["status", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        sb.ok(&["status", "test"])
+    );
+    let out = std::process::Command::new(&link)
+        .arg("-V")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1.0.2\n");
+    server.stop(&sb);
+}
