@@ -76,6 +76,27 @@ pub struct CommandAction {
     unenforced: HashMap<String, Ticket>,
     start_failed: bool,
     repair_on_unban: bool,
+    /// Added to a failing `actionstart`: the likely fix.
+    start_hint: Option<String>,
+}
+
+/// The fix for a known misconfiguration that makes `actionstart` fail: the
+/// iptables actions default to `type = oneport`, whose `--dport <port>`
+/// iptables refuses for a port list (`--dport smtp,465,submission`).
+fn start_hint(def: &ActionDef) -> Option<String> {
+    let start = def.get("actionstart")?;
+    let list = start.split("--dport ").skip(1).any(|rest| {
+        rest.split_whitespace()
+            .next()
+            .is_some_and(|port| port.contains(','))
+    });
+    list.then(|| {
+        format!(
+            "--dport takes a single port (the action's `type = oneport`); for a port \
+             list use banaction = {}[type=multiport]",
+            def.file
+        )
+    })
 }
 
 impl CommandAction {
@@ -99,6 +120,7 @@ impl CommandAction {
             env: env.clone(),
             unenforced: HashMap::new(),
             start_failed: false,
+            start_hint: start_hint(def),
         }
     }
 
@@ -181,6 +203,9 @@ impl CommandAction {
         let mut msg = format!("{} {}", op.key(), out.describe(self.timeout));
         if !out.first_error_line().is_empty() {
             msg = format!("{msg}: {}", out.first_error_line());
+        }
+        if let (Op::Start | Op::Check, Some(hint)) = (op, &self.start_hint) {
+            msg = format!("{msg} -- {hint}");
         }
         Err(ActionError::new(Cause::CommandFailed, msg))
     }

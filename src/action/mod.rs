@@ -36,7 +36,9 @@ pub use tags::Family;
 pub struct Settings {
     /// PATH for the programs actions run (`nft`, `sh`, ...); None: logban's own.
     pub path: Option<std::ffi::OsString>,
-    /// How often an action whose bans are not enforced tries again.
+    /// How often, at most, an action whose bans are not enforced tries
+    /// again: the first retry comes after a second (or this, if shorter),
+    /// each further one waits twice as long, up to this.
     pub retry_every: Duration,
 }
 
@@ -51,6 +53,11 @@ impl Default for Settings {
 
 /// At most this many tickets are merged from queued requests into one batch.
 const MAX_MERGED: usize = 200_000;
+
+/// The first wait before an action whose bans are not enforced tries again:
+/// a firewall that comes back soon (a tool installed, a capability granted,
+/// a table restored) is caught up with soon; later retries back off.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// Merged information about an address over several bans (from the database).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -606,7 +613,11 @@ async fn work(
     retry_every: Duration,
 ) {
     let mut held: Option<Request> = None;
+    let mut retry_in = FIRST_RETRY.min(retry_every);
     loop {
+        if backend.healthy() {
+            retry_in = FIRST_RETRY.min(retry_every);
+        }
         let req = match held.take() {
             Some(r) => r,
             None if backend.healthy() || matches!(backend, Backend::Broken(_)) => {
@@ -620,9 +631,10 @@ async fn work(
                     Some(r) => r,
                     None => return,
                 },
-                _ = tokio::time::sleep(retry_every) => {
+                _ = tokio::time::sleep(retry_in) => {
                     let outcome = backend.run(&Op::Retry).await;
                     shared.record(&outcome, backend.healthy());
+                    retry_in = (retry_in * 2).min(retry_every);
                     continue;
                 }
             },
