@@ -306,3 +306,56 @@ fn without_net_admin_the_status_names_the_capability() {
     assert_eq!(stored_bans(&sb), ["192.0.2.2", "198.51.100.3"]);
     server.stop(&sb);
 }
+
+/// iptables-multiport after `kill -9`: the chain survives with its rules
+/// (and one of an address unbanned meanwhile); the restart brings it in line
+/// with the store: every banned address in it once, so that one `unbanip`
+/// lets it through, the stale rule gone, the jump from INPUT not doubled.
+#[test]
+fn kill_9_restart_with_iptables_keeps_one_rule_per_ban() {
+    let pair = Pair::new("sript");
+    pair.listen(PORT);
+    let sb = sandbox(
+        Tree::Fail2ban,
+        &format!("banaction = iptables-multiport\nport = {PORT}"),
+    );
+    let server = start_in(&sb, &pair.server, None);
+    fail(&sb, "192.0.2.2", 3);
+    wait_blocked(&pair, &sb, false, PORT);
+    assert_eq!(banip(&sb, &["198.51.100.7".into()]), "1\n");
+    server.kill9();
+    pair.server_sh(
+        "iptables",
+        &[
+            "-w",
+            "-I",
+            "f2b-test",
+            "1",
+            "-s",
+            "203.0.113.5",
+            "-j",
+            "DROP",
+        ],
+    );
+    let server = start_in(&sb, &pair.server, None);
+    sb.wait_status("test", "bans restored", |s| s.banned.len() == 2);
+    let chain = || pair.server_sh("iptables", &["-S", "f2b-test"]);
+    wait_for(
+        "the chain in line with the store",
+        || !chain().contains("203.0.113.5"),
+        || chain(),
+    );
+    for ip in ["192.0.2.2", "198.51.100.7"] {
+        assert_eq!(
+            chain().matches(&format!("-s {ip}/32 ")).count(),
+            1,
+            "{}",
+            chain()
+        );
+    }
+    let input = pair.server_sh("iptables", &["-S", "INPUT"]);
+    assert_eq!(input.matches("-j f2b-test").count(), 1, "{input}");
+    assert_eq!(sb.ok(&["set", "test", "unbanip", "192.0.2.2"]), "1\n");
+    assert_eq!(pair.connect(false, PORT), Ok(()), "{}", chain());
+    server.stop(&sb);
+}

@@ -2,6 +2,17 @@
 //! batch is one plain `ipset ... add|del` or `iptables ... -I|-A|-D` command,
 //! they run as one `ipset restore` or one `iptables-restore --noflush`
 //! instead of one process each. Anything else runs command by command.
+//!
+//! A chain of per-address iptables rules outlives a crash with its rules, so
+//! at start it is brought in line with the bans instead ([`ChainInserts`]):
+//! banning again what it holds would leave a second rule that one unban does
+//! not remove.
+
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+
+use super::prefix::parse_target;
 
 /// One process that does the work of many commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +153,121 @@ pub fn plan(cmds: &[String]) -> Option<Batch> {
     })
 }
 
+/// Per-address `iptables [-w] [-t TABLE] -I|-A CHAIN [N] -s ADDR ...` ban
+/// commands, all on one chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainInserts {
+    /// The program and its options before the table (`iptables`, `-w`).
+    head: Vec<String>,
+    table: String,
+    pub chain: String,
+    /// Each command's source and its line for iptables-restore.
+    rules: Vec<(IpNet, String)>,
+}
+
+/// The `-s` value of a rule's words.
+fn source(words: &[&str]) -> Option<IpNet> {
+    let i = words.iter().position(|w| matches!(*w, "-s" | "--source"))?;
+    parse_target(words.get(i + 1)?)
+}
+
+impl ChainInserts {
+    /// The commands as inserts into one chain, else None.
+    pub fn parse(cmds: &[String]) -> Option<ChainInserts> {
+        let mut out: Option<ChainInserts> = None;
+        for c in cmds {
+            let w = plain_words(c)?;
+            let p = parse_iptables(&w)?;
+            let rule: Vec<&str> = p.line.split_whitespace().collect();
+            if !matches!(rule[0], "-I" | "-A" | "--insert" | "--append") {
+                return None;
+            }
+            let (table, head) = p.head.split_last()?;
+            let chain = rule.get(1)?.to_string();
+            let src = source(&rule)?;
+            let o = out.get_or_insert_with(|| ChainInserts {
+                head: head.iter().map(|s| s.to_string()).collect(),
+                table: table.to_string(),
+                chain: chain.clone(),
+                rules: Vec::new(),
+            });
+            if o.head != head || o.table != *table || o.chain != chain {
+                return None;
+            }
+            o.rules.push((src, p.line.clone()));
+        }
+        out
+    }
+
+    /// The same chain without any address: reconciling then deletes every
+    /// per-address rule.
+    pub fn without_rules(mut self) -> ChainInserts {
+        self.rules.clear();
+        self
+    }
+
+    /// The program and arguments that list the chain (`iptables -w -t
+    /// filter -S f2b-sshd`).
+    pub fn listing(&self) -> (String, Vec<String>) {
+        let mut args: Vec<String> = self.head[1..].to_vec();
+        args.extend([
+            "-t".into(),
+            self.table.clone(),
+            "-S".into(),
+            self.chain.clone(),
+        ]);
+        (self.head[0].clone(), args)
+    }
+
+    /// One iptables-restore run that leaves the chain, as `listing` (from
+    /// [`listing`](Self::listing)) shows it, with exactly one rule per
+    /// address of these commands: rules of other addresses and second rules
+    /// of one address are deleted, addresses without a rule inserted. Rules
+    /// without a source (the chain's `-j RETURN`) stay. None when the chain
+    /// is in line already.
+    pub fn reconcile(&self, listing: &str) -> Option<Batch> {
+        let mut wanted: HashMap<IpNet, &str> = HashMap::new();
+        for (net, line) in &self.rules {
+            wanted.entry(net.trunc()).or_insert(line);
+        }
+        let mut lines = Vec::new();
+        for l in listing.lines() {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            if w.len() < 2 || w[0] != "-A" || w[1] != self.chain {
+                continue;
+            }
+            let Some(net) = source(&w) else { continue };
+            // The first rule of a wanted address stays, anything else goes.
+            if wanted.remove(&net.trunc()).is_none() {
+                lines.push(format!("-D {}", w[1..].join(" ")));
+            }
+        }
+        // Inserted in the order of the commands (each at the top, as they
+        // would have run).
+        for (net, line) in &self.rules {
+            if wanted.remove(&net.trunc()).is_some() {
+                lines.push(line.clone());
+            }
+        }
+        if lines.is_empty() {
+            return None;
+        }
+        let mut input = format!("*{}\n", self.table);
+        for l in lines {
+            input.push_str(&l);
+            input.push('\n');
+        }
+        input.push_str("COMMIT\n");
+        let mut args = vec!["--noflush".to_string()];
+        args.extend(self.head[1..].iter().cloned());
+        Some(Batch {
+            program: format!("{}-restore", self.head[0]),
+            args,
+            input,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +332,49 @@ mod tests {
             "ip route add unreachable 192.0.2.2"
         ]))
         .is_none());
+    }
+
+    #[test]
+    fn chain_reconciled_with_the_bans() {
+        let cmds = v(&[
+            "iptables -w -I f2b-sshd 1 -s 192.0.2.1 -j REJECT --reject-with icmp-port-unreachable",
+            "iptables -w -I f2b-sshd 1 -s 192.0.2.2 -j REJECT --reject-with icmp-port-unreachable",
+        ]);
+        let ins = ChainInserts::parse(&cmds).unwrap();
+        assert_eq!(
+            ins.listing(),
+            (
+                "iptables".into(),
+                v(&["-w", "-t", "filter", "-S", "f2b-sshd"])
+            )
+        );
+        // After a crash: .1 twice, .9 no longer banned, .2 missing.
+        let listing = "-N f2b-sshd\n\
+            -A f2b-sshd -s 192.0.2.1/32 -j REJECT --reject-with icmp-port-unreachable\n\
+            -A f2b-sshd -s 192.0.2.9/32 -j REJECT --reject-with icmp-port-unreachable\n\
+            -A f2b-sshd -s 192.0.2.1/32 -j REJECT --reject-with icmp-port-unreachable\n\
+            -A f2b-sshd -j RETURN\n";
+        let b = ins.reconcile(listing).unwrap();
+        assert_eq!(b.program, "iptables-restore");
+        assert_eq!(b.args, ["--noflush", "-w"]);
+        assert_eq!(
+            b.input,
+            "*filter\n\
+             -D f2b-sshd -s 192.0.2.9/32 -j REJECT --reject-with icmp-port-unreachable\n\
+             -D f2b-sshd -s 192.0.2.1/32 -j REJECT --reject-with icmp-port-unreachable\n\
+             -I f2b-sshd 1 -s 192.0.2.2 -j REJECT --reject-with icmp-port-unreachable\n\
+             COMMIT\n"
+        );
+        let clean = "-N f2b-sshd\n-A f2b-sshd -s 192.0.2.2/32 -j DROP\n\
+                     -A f2b-sshd -s 192.0.2.1/32 -j DROP\n-A f2b-sshd -j RETURN\n";
+        assert_eq!(ins.reconcile(clean), None);
+        // Not inserts into one chain: no reconciliation.
+        assert!(ChainInserts::parse(&v(&["ipset -exist add s 192.0.2.1"])).is_none());
+        assert!(ChainInserts::parse(&v(&[
+            "iptables -I a 1 -s 192.0.2.1 -j DROP",
+            "iptables -I b 1 -s 192.0.2.2 -j DROP"
+        ]))
+        .is_none());
+        assert!(ChainInserts::parse(&v(&["iptables -D a -s 192.0.2.1 -j DROP"])).is_none());
     }
 }

@@ -307,7 +307,86 @@ impl CommandAction {
                 }
             }
         }
-        first.and(self.ban(active).await)
+        first.and(self.restore(active).await)
+    }
+
+    /// The bans still active at start. A chain of per-address iptables
+    /// rules that is there already (left by a crash) is brought in line
+    /// with them in one iptables-restore, with the family started as a ban
+    /// would start it; everything else is banned as usual.
+    async fn restore(&mut self, active: &[Ticket]) -> Outcome {
+        let mut first = Ok(());
+        let mut rest: Vec<Ticket> = Vec::new();
+        for fam in [Family::Inet4, Family::Inet6] {
+            let group: Vec<&Ticket> = active.iter().filter(|t| t.family() == Some(fam)).collect();
+            match self.reconcile_chain(Some(fam), &group).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => first = first.and(Err(e)),
+                None => rest.extend(group.into_iter().cloned()),
+            }
+        }
+        rest.extend(active.iter().filter(|t| t.family().is_none()).cloned());
+        first.and(self.ban(&rest).await)
+    }
+
+    /// [`restore`](Self::restore) for one family: None when the ban command
+    /// is not an insert into a chain, or the chain does not exist.
+    async fn reconcile_chain(&mut self, fam: Fam, group: &[&Ticket]) -> Option<Outcome> {
+        let cmd = self.command(Op::Ban, fam).ok()?;
+        // The ban command of a placeholder gives the chain when there is no ban.
+        let probe = Ticket::new(match fam {
+            Some(Family::Inet6) => "::",
+            _ => "0.0.0.0",
+        });
+        let mut texts = Vec::with_capacity(group.len().max(1));
+        for t in group
+            .iter()
+            .copied()
+            .chain(group.is_empty().then_some(&probe))
+        {
+            match self.render(&cmd, Some(t), fam).await {
+                Ok(s) if s.env.is_empty() => texts.push(s.text),
+                _ => return None,
+            }
+        }
+        let mut inserts = batch::ChainInserts::parse(&texts)?;
+        if group.is_empty() {
+            inserts = inserts.without_rules();
+        }
+        let (program, args) = inserts.listing();
+        let mut c = self.env.command(&program);
+        c.args(&args);
+        let listing = sys::run(c, None, self.timeout).await.ok()?;
+        if !listing.success() {
+            return None;
+        }
+        if self.on_demand && self.started.get(&fam).map_or(true, |v| *v == 0) {
+            if let Err(e) = self.start_family(fam, true).await {
+                return Some(Err(e));
+            }
+        }
+        if let Some(b) = inserts.reconcile(&listing.stdout) {
+            let mut c = self.env.command(&b.program);
+            c.args(&b.args);
+            let applied = sys::run(c, Some(b.input.into_bytes()), self.timeout)
+                .await
+                .is_ok_and(|out| out.success());
+            if !applied {
+                // The bans then go one by one, with checks and repairs.
+                return None;
+            }
+        }
+        tracing::debug!(target: "fail2ban.action",
+            "[{}] {}: chain {} brought in line with {} bans", self.jail, self.name, inserts.chain, group.len());
+        let state = self.started.entry(fam).or_insert(0);
+        *state |= STARTED;
+        if !group.is_empty() {
+            *state |= HAS_ITEMS;
+        }
+        for t in group {
+            self.unenforced.remove(&t.fid);
+        }
+        Some(Ok(()))
     }
 
     /// Checks the family's invariant; when broken, repairs it (`actionrepair`,
