@@ -48,7 +48,7 @@ fn ban_cycle(pair: &Pair, sb: &Sandbox, v6: bool, multiport: bool) -> ErrorKind 
     fail(sb, &ip, 1);
     let how = wait_blocked(pair, sb, v6, PORT);
     let st = sb.status("test");
-    assert_eq!(st.banned, [ip.clone()], "{}", st.text);
+    assert_eq!(st.banned, std::slice::from_ref(&ip), "{}", st.text);
     assert_eq!(not_enforced(sb), None, "{}", st.text);
     if multiport {
         assert_eq!(pair.connect(v6, OTHER_PORT), Ok(()), "a port not listed");
