@@ -343,7 +343,7 @@ fn kill_9_restart_with_iptables_keeps_one_rule_per_ban() {
     wait_for(
         "the chain in line with the store",
         || !chain().contains("203.0.113.5"),
-        &chain,
+        chain,
     );
     for ip in ["192.0.2.2", "198.51.100.7"] {
         assert_eq!(
