@@ -59,7 +59,7 @@ wait_all() {
 
 sides
 work_dir W
-declare -A ban ret printed back banres backres
+declare -A ban ret printed back banres backres stop
 fail=0
 for i in "${!NAMES[@]}"; do
     n=${NAMES[i]}
@@ -80,7 +80,9 @@ for i in "${!NAMES[@]}"; do
     printed[$n]=$(head -c 200 "$W/out")
     [ "${printed[$n]}" = "$N" ] || fail=1
 
+    t0=$(now)
     sb_stop "$SB" "$limit"
+    stop[$n]=$(since "$t0")
     if sb_nft "$SB" list table inet f2b-table >/dev/null 2>&1; then
         echo "note: $n left table inet f2b-table after stop; deleting it before the restart" >&2
         sb_nft "$SB" delete table inet f2b-table
@@ -112,6 +114,9 @@ row "  poll resolution" "${v[@]}"
 v=()
 for n in "${NAMES[@]}"; do v+=("${ret[$n]}s"); done
 row "  banip command returned" "${v[@]}"
+v=()
+for n in "${NAMES[@]}"; do v+=("${stop[$n]}s"); done
+row "stop (until the process ended)" "${v[@]}"
 v=()
 for n in "${NAMES[@]}"; do v+=("${back[$n]}s"); done
 row "all back after restart" "${v[@]}"
