@@ -310,7 +310,8 @@ fn without_net_admin_the_status_names_the_capability() {
 /// iptables-multiport after `kill -9`: the chain survives with its rules
 /// (and one of an address unbanned meanwhile); the restart brings it in line
 /// with the store: every banned address in it once, so that one `unbanip`
-/// lets it through, the stale rule gone, the jump from INPUT not doubled.
+/// lets it through, the stale rule gone, the jump from INPUT not doubled;
+/// restarted with another blocktype, the rules are replaced.
 #[test]
 fn kill_9_restart_with_iptables_keeps_one_rule_per_ban() {
     let pair = Pair::new("sript");
@@ -357,5 +358,23 @@ fn kill_9_restart_with_iptables_keeps_one_rule_per_ban() {
     assert_eq!(input.matches("-j f2b-test").count(), 1, "{input}");
     assert_eq!(sb.ok(&["set", "test", "unbanip", "192.0.2.2"]), "1\n");
     assert_eq!(pair.connect(false, PORT), Ok(()), "{}", chain());
+    // Restarted with another blocktype: the rules are replaced.
+    server.kill9();
+    let local = std::fs::read_to_string(sb.path("etc/jail.local")).unwrap();
+    sb.write(
+        "etc/jail.local",
+        &local.replace(
+            "banaction = iptables-multiport\n",
+            "banaction = iptables-multiport[blocktype=DROP]\n",
+        ),
+    );
+    let server = start_in(&sb, &pair.server, None);
+    wait_for(
+        "the rule of the new blocktype",
+        || chain().contains("-s 198.51.100.7/32 -j DROP"),
+        chain,
+    );
+    assert_eq!(chain().matches("198.51.100.7").count(), 1, "{}", chain());
+    assert!(!chain().contains("REJECT"), "{}", chain());
     server.stop(&sb);
 }

@@ -165,6 +165,30 @@ pub struct ChainInserts {
     rules: Vec<(IpNet, String)>,
 }
 
+/// A rule without its verb, chain and position, with its source as
+/// `iptables -S` lists it (`-s 192.0.2.1/32 -j DROP`): equal for a rule as
+/// inserted and as listed.
+fn rule_key(words: &[&str]) -> String {
+    let skip = if words
+        .get(2)
+        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+    {
+        3
+    } else {
+        2
+    };
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut rest = words.iter().skip(skip);
+    while let Some(w) = rest.next() {
+        out.push(w.to_string());
+        if matches!(*w, "-s" | "--source") {
+            let src = rest.next().copied().unwrap_or("");
+            out.push(parse_target(src).map_or(src.to_string(), |n| n.trunc().to_string()));
+        }
+    }
+    out.join(" ")
+}
+
 /// The `-s` value of a rule's words.
 fn source(words: &[&str]) -> Option<IpNet> {
     let i = words.iter().position(|w| matches!(*w, "-s" | "--source"))?;
@@ -226,9 +250,12 @@ impl ChainInserts {
     /// without a source (the chain's `-j RETURN`) stay. None when the chain
     /// is in line already.
     pub fn reconcile(&self, listing: &str) -> Option<Batch> {
-        let mut wanted: HashMap<IpNet, &str> = HashMap::new();
+        let mut wanted: HashMap<IpNet, (&str, String)> = HashMap::new();
         for (net, line) in &self.rules {
-            wanted.entry(net.trunc()).or_insert(line);
+            let w: Vec<&str> = line.split_whitespace().collect();
+            wanted
+                .entry(net.trunc())
+                .or_insert_with(|| (line, rule_key(&w)));
         }
         let mut lines = Vec::new();
         for l in listing.lines() {
@@ -237,8 +264,15 @@ impl ChainInserts {
                 continue;
             }
             let Some(net) = source(&w) else { continue };
-            // The first rule of a wanted address stays, anything else goes.
-            if wanted.remove(&net.trunc()).is_none() {
+            // The first rule of a wanted address that is the configured one
+            // stays; anything else goes (a second rule, another address, a
+            // rule of an earlier configuration, as another blocktype).
+            let keep = wanted
+                .get(&net.trunc())
+                .is_some_and(|(_, key)| *key == rule_key(&w));
+            if keep {
+                wanted.remove(&net.trunc());
+            } else {
                 lines.push(format!("-D {}", w[1..].join(" ")));
             }
         }
@@ -365,9 +399,19 @@ mod tests {
              -I f2b-sshd 1 -s 192.0.2.2 -j REJECT --reject-with icmp-port-unreachable\n\
              COMMIT\n"
         );
-        let clean = "-N f2b-sshd\n-A f2b-sshd -s 192.0.2.2/32 -j DROP\n\
-                     -A f2b-sshd -s 192.0.2.1/32 -j DROP\n-A f2b-sshd -j RETURN\n";
+        let clean = "-N f2b-sshd\n\
+            -A f2b-sshd -s 192.0.2.2/32 -j REJECT --reject-with icmp-port-unreachable\n\
+            -A f2b-sshd -s 192.0.2.1/32 -j REJECT --reject-with icmp-port-unreachable\n\
+            -A f2b-sshd -j RETURN\n";
         assert_eq!(ins.reconcile(clean), None);
+        // Rules of another blocktype are replaced.
+        let dropped = "-A f2b-sshd -s 192.0.2.2/32 -j DROP\n\
+            -A f2b-sshd -s 192.0.2.1/32 -j REJECT --reject-with icmp-port-unreachable\n";
+        assert_eq!(
+            ins.reconcile(dropped).unwrap().input,
+            "*filter\n-D f2b-sshd -s 192.0.2.2/32 -j DROP\n\
+             -I f2b-sshd 1 -s 192.0.2.2 -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n"
+        );
         // Not inserts into one chain: no reconciliation.
         assert!(ChainInserts::parse(&v(&["ipset -exist add s 192.0.2.1"])).is_none());
         assert!(ChainInserts::parse(&v(&[
