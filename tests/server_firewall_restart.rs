@@ -378,3 +378,44 @@ fn kill_9_restart_with_iptables_keeps_one_rule_per_ban() {
     assert!(!chain().contains("REJECT"), "{}", chain());
     server.stop(&sb);
 }
+
+/// iptables-ipset after `kill -9`: the ipset survives with its entries (and
+/// one of an address unbanned meanwhile); the restart leaves it holding the
+/// store's bans exactly.
+#[test]
+fn kill_9_restart_with_ipset_matches_the_store() {
+    let pair = Pair::new("sripset");
+    pair.listen(PORT);
+    let sb = sandbox(
+        Tree::Fail2ban,
+        &format!("banaction = iptables-ipset[type=multiport]\nport = {PORT}"),
+    );
+    let server = start_in(&sb, &pair.server, None);
+    fail(&sb, "192.0.2.2", 3);
+    wait_blocked(&pair, &sb, false, PORT);
+    assert_eq!(banip(&sb, &["198.51.100.7".into()]), "1\n");
+    server.kill9();
+    pair.server_sh("ipset", &["add", "f2b-test", "203.0.113.5"]);
+    let members = || {
+        let mut v: Vec<String> = pair
+            .server_sh("ipset", &["save", "f2b-test"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("add f2b-test "))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(members(), ["192.0.2.2", "198.51.100.7", "203.0.113.5"]);
+    let server = start_in(&sb, &pair.server, None);
+    wait_for(
+        "the ipset in line with the store",
+        || members() == stored_bans(&sb),
+        || format!("{:?} vs {:?}\n{}", members(), stored_bans(&sb), sb.log()),
+    );
+    assert_eq!(not_enforced(&sb), None);
+    assert!(pair.connect(false, PORT).is_err());
+    assert_eq!(sb.ok(&["set", "test", "unbanip", "192.0.2.2"]), "1\n");
+    assert_eq!(pair.connect(false, PORT), Ok(()));
+    server.stop(&sb);
+}

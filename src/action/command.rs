@@ -311,15 +311,16 @@ impl CommandAction {
     }
 
     /// The bans still active at start. A chain of per-address iptables
-    /// rules that is there already (left by a crash) is brought in line
-    /// with them in one iptables-restore, with the family started as a ban
-    /// would start it; everything else is banned as usual.
+    /// rules or an ipset that is there already (left by a crash) is brought
+    /// in line with them in one iptables-restore or ipset restore, with the
+    /// family started as a ban would start it; everything else is banned as
+    /// usual.
     async fn restore(&mut self, active: &[Ticket]) -> Outcome {
         let mut first = Ok(());
         let mut rest: Vec<Ticket> = Vec::new();
         for fam in [Family::Inet4, Family::Inet6] {
             let group: Vec<&Ticket> = active.iter().filter(|t| t.family() == Some(fam)).collect();
-            match self.reconcile_chain(Some(fam), &group).await {
+            match self.reconcile_existing(Some(fam), &group).await {
                 Some(Ok(())) => {}
                 Some(Err(e)) => first = first.and(Err(e)),
                 None => rest.extend(group.into_iter().cloned()),
@@ -330,8 +331,9 @@ impl CommandAction {
     }
 
     /// [`restore`](Self::restore) for one family: None when the ban command
-    /// is not an insert into a chain, or the chain does not exist.
-    async fn reconcile_chain(&mut self, fam: Fam, group: &[&Ticket]) -> Option<Outcome> {
+    /// is not an insert into a chain or an addition to an ipset, or when that
+    /// does not exist.
+    async fn reconcile_existing(&mut self, fam: Fam, group: &[&Ticket]) -> Option<Outcome> {
         let cmd = self.command(Op::Ban, fam).ok()?;
         // The ban command of a placeholder gives the chain when there is no ban.
         let probe = Ticket::new(match fam {
@@ -349,11 +351,11 @@ impl CommandAction {
                 _ => return None,
             }
         }
-        let mut inserts = batch::ChainInserts::parse(&texts)?;
+        let mut existing = batch::Existing::parse(&texts)?;
         if group.is_empty() {
-            inserts = inserts.without_rules();
+            existing = existing.without_addresses();
         }
-        let (program, args) = inserts.listing();
+        let (program, args) = existing.listing();
         let mut c = self.env.command(&program);
         c.args(&args);
         let listing = sys::run(c, None, self.timeout).await.ok()?;
@@ -365,7 +367,7 @@ impl CommandAction {
                 return Some(Err(e));
             }
         }
-        if let Some(b) = inserts.reconcile(&listing.stdout) {
+        if let Some(b) = existing.reconcile(&listing.stdout) {
             let mut c = self.env.command(&b.program);
             c.args(&b.args);
             let applied = sys::run(c, Some(b.input.into_bytes()), self.timeout)
@@ -377,7 +379,7 @@ impl CommandAction {
             }
         }
         tracing::debug!(target: "fail2ban.action",
-            "[{}] {}: chain {} brought in line with {} bans", self.jail, self.name, inserts.chain, group.len());
+            "[{}] {}: {} brought in line with {} bans", self.jail, self.name, existing.name(), group.len());
         let state = self.started.entry(fam).or_insert(0);
         *state |= STARTED;
         if !group.is_empty() {

@@ -729,6 +729,13 @@ struct FamState {
     started: bool,
 }
 
+impl FamState {
+    /// The set and its rules must be there.
+    fn wanted(&self) -> bool {
+        self.started || !self.banned.is_empty()
+    }
+}
+
 /// The nftables action of one jail.
 pub struct Nft {
     spec: NftSpec,
@@ -861,7 +868,7 @@ impl Nft {
         let mut keep_any = false;
         for fam in FAMILIES {
             let f = &self.fams[fam_index(fam)];
-            if !(f.started || !f.banned.is_empty()) {
+            if !f.wanted() {
                 continue;
             }
             keep_any = true;
@@ -932,7 +939,7 @@ impl Nft {
         self.failed = result.is_err();
         if self.synced {
             for f in &mut self.fams {
-                f.started = f.started || !f.banned.is_empty();
+                f.started = f.wanted();
             }
         }
         result
@@ -945,7 +952,7 @@ impl Nft {
         let wanted: Vec<bool> = self
             .fams
             .iter()
-            .map(|f| f.started || !f.banned.is_empty())
+            .map(FamState::wanted)
             .collect();
         let any_wanted = wanted.iter().any(|w| *w);
         let empty = TableNow::default();
