@@ -290,6 +290,12 @@ impl CommandAction {
     /// Jail start: `actionstart` for every family (unless on demand), then
     /// the bans still active.
     pub async fn start(&mut self, active: &[Ticket]) -> Outcome {
+        let started = self.start_all().await;
+        started.and(self.restore(active).await)
+    }
+
+    /// `actionstart` for every family, unless started on demand.
+    async fn start_all(&mut self) -> Outcome {
         let mut first = Ok(());
         if !self.on_demand {
             let fams = self.families.clone();
@@ -307,7 +313,7 @@ impl CommandAction {
                 }
             }
         }
-        first.and(self.restore(active).await)
+        first
     }
 
     /// The bans still active at start. A chain of per-address iptables
@@ -659,7 +665,7 @@ impl CommandAction {
     pub async fn retry(&mut self) -> Outcome {
         let mut first = Ok(());
         if self.start_failed {
-            first = self.start(&[]).await;
+            first = self.start_all().await;
         }
         let pending: Vec<Ticket> = self.unenforced.values().cloned().collect();
         first.and(self.ban(&pending).await)

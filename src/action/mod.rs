@@ -1,7 +1,10 @@
 //! Carries bans out: command actions from action.d (tags, parameters, family
 //! sections, shell with attacker text passed only as data) and native firewall
 //! backends (batched nftables, hosts.deny), with batching of `ipset` and
-//! `iptables` commands.
+//! `iptables` commands. At start every firewall is brought in line with the
+//! bans still active (what a crash left is neither doubled nor kept stale):
+//! nftables in one transaction, an iptables chain or ipset of per-address
+//! entries in one restore.
 //!
 //! Each action of a jail runs in its own task that owns the action's state and
 //! takes requests from a channel: requests to one action run in order, a slow
@@ -455,9 +458,11 @@ impl JailActions {
     /// Starts the actions with the bans still active (from the database):
     /// native firewalls are reconciled with them in one transaction, command
     /// actions run `actionstart` (unless started on demand) and ban each
-    /// (`restored` tickets skip `norestored` actions). Call it first: a native
-    /// firewall's first operation reconciles it with the bans it was given,
-    /// so entries of an earlier run that are not in `active` are removed.
+    /// (`restored` tickets skip `norestored` actions), except that an
+    /// iptables chain or ipset of per-address entries that exists already is
+    /// reconciled in one restore. Call it first: a firewall's first operation
+    /// reconciles it with the bans it was given, so entries of an earlier run
+    /// that are not in `active` are removed.
     pub async fn start(&self, active: Vec<Ticket>) -> Result<(), ActionsError> {
         self.send(active, Op::Start).await
     }
