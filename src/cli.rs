@@ -70,13 +70,27 @@ pub struct Opts {
     pub interactive: bool,
     /// `-v` count minus `-q` count.
     pub verbose: i32,
+    /// `-V` (short: the number) or `--version`.
     pub version: bool,
+    /// `--version`: `Fail2Ban v1.0.2`.
+    pub long_version: bool,
     pub help: bool,
     pub is_async: bool,
     pub timeout: Option<String>,
     pub str2sec: Option<String>,
     /// logban addition: JSON output from the client.
     pub json: bool,
+}
+
+impl Opts {
+    /// What `-V` (the number) and `--version` print, as Fail2ban's tools.
+    pub fn version_text(&self) -> String {
+        if self.long_version {
+            format!("Fail2Ban v{}", crate::config::FAIL2BAN_VERSION)
+        } else {
+            crate::config::FAIL2BAN_VERSION.to_string()
+        }
+    }
 }
 
 /// Parses options the way Python's getopt does for Fail2ban: short flags may be
@@ -118,7 +132,7 @@ pub fn parse_opts(args: &[String]) -> Result<(Opts, Vec<String>), String> {
                 "test" => o.test = true,
                 "async" => o.is_async = true,
                 "help" => o.help = true,
-                "version" => o.version = true,
+                "version" => (o.version, o.long_version) = (true, true),
                 "dp" | "dump-pretty" => o.dump = 2,
                 "json" => o.json = true,
                 _ => return Err(format!("option --{name} not recognized")),

@@ -119,7 +119,11 @@ fn manual_bans_unbans_and_errors_leave_the_server_running() {
     assert!(r.stdout.contains("\"1.2.3\""), "{}", r.stdout);
     let r = sb.client(&["set", "test", "banip", "$(touch /tmp/x)"]);
     assert_eq!(r.code, 255);
+    // As fail2ban-client: an unknown command is "Invalid command", a
+    // missing word "Sorry but the command is invalid".
     let r = sb.client(&["frobnicate"]);
+    assert_eq!((r.code, r.stdout.as_str()), (255, "Invalid command\n"));
+    let r = sb.client(&["set", "test"]);
     assert_eq!(
         (r.code, r.stdout.as_str()),
         (255, "Sorry but the command is invalid\n")

@@ -2,7 +2,8 @@
 //! the failures the ingest threads found, the control commands, the
 //! `ignorecommand` verdicts and its own timer (expiry, maintenance), and
 //! decides. It never blocks: SQLite work goes to the store thread, firewall
-//! work to the jails' action workers, commands to a blocking pool.
+//! work to the jails' action workers, commands and configuration reading
+//! to a blocking pool.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -14,9 +15,15 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::commands::{Answer, CmdError};
 use super::enforce::{ticket, ActionWorker, Op};
+use super::ingest::Sources;
+use super::launch::FilterShow;
 use super::log::{seconds2str, time2str, Log};
 use super::persist::{Position, StoreHandle};
 use super::protocol::Reply;
+use super::reload::Built;
+use crate::action::StopMode;
+use crate::cli::Opts;
+use crate::config::{JailDef, ServerDef};
 use crate::filter::Failure;
 use crate::jail::{
     Ban, BanHistory, BanId, BanOutcome, Counted, IgnoreCheck, IgnoreCommandCall, IgnoredBy, Jail,
@@ -25,7 +32,8 @@ use crate::jail::{
 use crate::notice;
 use crate::store::BanRecord;
 
-/// A jail's index in the core.
+/// A jail's slot in the core. A stopped jail's slot stays empty (messages
+/// still on their way for it are dropped); a jail started again gets a new one.
 pub(crate) type JailId = usize;
 
 /// What the ingest threads send.
@@ -58,9 +66,19 @@ pub(crate) enum Event {
     Stop,
     /// SIGUSR1: reopen the log file.
     FlushLogs,
+    /// SIGHUP, as `reload`.
+    Reload,
+    /// A reload's new configuration, read and checked off the core.
+    Reloaded {
+        built: Result<Box<Built>, CmdError>,
+        reply: Option<Replier>,
+    },
     /// The log sources have stopped (during shutdown).
     SourcesStopped,
 }
+
+/// Where the answer of a command that completes later goes.
+pub(crate) type Replier = oneshot::Sender<Result<Value, CmdError>>;
 
 /// Where a jail's lines come from, for `status <jail>`.
 pub(crate) enum SourceInfo {
@@ -78,6 +96,68 @@ pub(crate) struct JailRt {
     /// The actions use the merged bans of an address (`<ipmatches>`...).
     pub merged: bool,
     pub one_source: OneSource,
+    /// The definition it runs with: the configuration's, with the changes
+    /// `set` made since (a reload compares the configuration with it).
+    pub def: JailDef,
+    pub show: FilterShow,
+    /// `set <jail> idle on`: failures are not counted.
+    pub idle: bool,
+    /// The last position of each source the core saw (where rebuilt
+    /// sources resume).
+    pub positions: HashMap<String, Position>,
+}
+
+/// The jails by slot, in the order they were started.
+#[derive(Default)]
+pub(crate) struct Jails(Vec<Option<JailRt>>);
+
+impl Jails {
+    pub fn get(&self, id: JailId) -> Option<&JailRt> {
+        self.0.get(id)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, id: JailId) -> Option<&mut JailRt> {
+        self.0.get_mut(id)?.as_mut()
+    }
+
+    /// The slot the next jail gets.
+    pub fn next_id(&self) -> JailId {
+        self.0.len()
+    }
+
+    pub fn push(&mut self, rt: JailRt) -> JailId {
+        self.0.push(Some(rt));
+        self.0.len() - 1
+    }
+
+    pub fn take(&mut self, id: JailId) -> Option<JailRt> {
+        self.0.get_mut(id)?.take()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &JailRt> {
+        self.0.iter().flatten()
+    }
+
+    pub fn ids(&self) -> Vec<JailId> {
+        (0..self.0.len()).filter(|i| self.0[*i].is_some()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+}
+
+impl std::ops::Index<JailId> for Jails {
+    type Output = JailRt;
+    fn index(&self, id: JailId) -> &JailRt {
+        self.get(id).expect("a live jail")
+    }
+}
+
+impl std::ops::IndexMut<JailId> for Jails {
+    fn index_mut(&mut self, id: JailId) -> &mut JailRt {
+        self.get_mut(id).expect("a live jail")
+    }
 }
 
 /// Notices one address producing most of a jail's failures: behind a proxy
@@ -148,6 +228,12 @@ impl History {
         }
     }
 
+    /// Counts bans from now on (`set <jail> bantime.increment true` when no
+    /// jail used it at start).
+    pub fn enable(&mut self) {
+        self.enabled = true;
+    }
+
     pub fn record(&mut self, jail: &Arc<str>, id: &BanId, past: PastBan) {
         if !self.enabled {
             return;
@@ -192,6 +278,13 @@ pub(crate) struct ServerState {
     pub dbfile: Option<String>,
     pub dbpurgeage: f64,
     pub dbmaxmatches: usize,
+    /// Where the configuration was read (`-c`), read again by `reload`.
+    pub conf: Option<String>,
+    /// The command line the server started with (its overrides still hold
+    /// after a reload).
+    pub opts: Opts,
+    /// The server settings read at start.
+    pub server: ServerDef,
 }
 
 /// At most this many `ignorecommand` runs at once.
@@ -199,18 +292,18 @@ const COMMAND_SLOTS: usize = 8;
 /// Fail2ban's idle service period for the failure tables.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(10);
 
-/// Stops the log sources (blocking); handed to the core at start.
-pub(crate) type StopSources = Box<dyn FnOnce() + Send>;
-
 pub(crate) struct Core {
-    pub(crate) jails: Vec<JailRt>,
+    pub(crate) jails: Jails,
     pub(crate) names: BTreeMap<String, JailId>,
     pub(crate) history: History,
     pub(crate) store: StoreHandle,
     pub(crate) server: ServerState,
-    events: mpsc::UnboundedSender<Event>,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
     command_slots: Arc<Semaphore>,
-    stop_sources: Option<StopSources>,
+    /// None once the server is stopping.
+    pub(crate) sources: Option<Sources>,
+    /// A reload is being read; another waits for it.
+    pub(crate) reloading: bool,
     stop_replies: Vec<oneshot::Sender<Reply>>,
 }
 
@@ -221,22 +314,23 @@ impl Core {
         store: StoreHandle,
         server: ServerState,
         events: mpsc::UnboundedSender<Event>,
-        stop_sources: StopSources,
+        sources: Sources,
     ) -> Core {
-        let names = jails
-            .iter()
-            .enumerate()
-            .map(|(i, j)| (j.name.to_string(), i))
-            .collect();
+        let mut slots = Jails::default();
+        let mut names = BTreeMap::new();
+        for rt in jails {
+            names.insert(rt.name.to_string(), slots.push(rt));
+        }
         Core {
-            jails,
+            jails: slots,
             names,
             history,
             store,
             server,
             events,
             command_slots: Arc::new(Semaphore::new(COMMAND_SLOTS)),
-            stop_sources: Some(stop_sources),
+            sources: Some(sources),
+            reloading: false,
             stop_replies: Vec::new(),
         }
     }
@@ -291,6 +385,12 @@ impl Core {
             Event::FlushLogs => {
                 self.server.log.flush();
             }
+            Event::Reload => {
+                if let Err(e) = self.begin_reload(super::reload::Request::all(), None) {
+                    tracing::error!(target: "fail2ban.server", "Reload failed: {}", e.message());
+                }
+            }
+            Event::Reloaded { built, reply } => self.end_reload(built, reply),
             Event::SourcesStopped => {
                 // Lines read before the sources stopped still count.
                 while let Ok(msg) = ingest.try_recv() {
@@ -316,6 +416,20 @@ impl Core {
                     let _ = reply.send(Reply::Ok(v));
                 });
             }
+            Ok(Answer::Deferred(result)) => {
+                tokio::spawn(async move {
+                    let r = match result.await {
+                        Ok(Ok(v)) => Reply::Ok(v),
+                        Ok(Err(e)) => {
+                            tracing::error!(target: "fail2ban.transmitter",
+                                "Command {} has failed. Received {}", repr_words(&words), e.python());
+                            e.reply()
+                        }
+                        Err(_) => CmdError::Failed("the server is stopping".into()).reply(),
+                    };
+                    let _ = reply.send(r);
+                });
+            }
             Ok(Answer::Stop) => self.begin_stop(Some(reply)),
             Err(e) => {
                 tracing::error!(target: "fail2ban.transmitter",
@@ -332,15 +446,24 @@ impl Core {
                 failures,
                 position,
             } => {
+                let Some(rt) = self.jails.get_mut(jail) else {
+                    // Read for a jail stopped since.
+                    return;
+                };
+                if let Some(p) = &position {
+                    rt.positions.insert(p.path.clone(), p.clone());
+                }
                 let now = crate::util::now();
                 let mut banned = Vec::new();
-                // The `Found` lines of the batch go out in one write, before
-                // the bans they lead to are handed to the store.
-                let lines = self.server.log.defer();
-                for f in failures {
-                    self.check_failure(jail, f, now, &mut banned);
+                if !rt.idle {
+                    // The `Found` lines of the batch go out in one write, before
+                    // the bans they lead to are handed to the store.
+                    let lines = self.server.log.defer();
+                    for f in failures {
+                        self.check_failure(jail, f, now, &mut banned);
+                    }
+                    drop(lines);
                 }
-                drop(lines);
                 let rt = &mut self.jails[jail];
                 rt.jail.maintain(now);
                 if let Some(p) = position {
@@ -349,7 +472,9 @@ impl Core {
                 self.commit_bans(jail, banned, None);
             }
             Ingested::FileAdded { jail, path } => {
-                if let SourceInfo::Files(files) = &mut self.jails[jail].source {
+                if let Some(SourceInfo::Files(files)) =
+                    self.jails.get_mut(jail).map(|rt| &mut rt.source)
+                {
                     if !files.contains(&path) {
                         files.push(path);
                     }
@@ -359,7 +484,7 @@ impl Core {
     }
 
     fn on_timer(&mut self, now: f64) {
-        for id in 0..self.jails.len() {
+        for id in self.jails.ids() {
             let rt = &mut self.jails[id];
             rt.jail.maintain(now);
             let expired = rt.jail.expired(now);
@@ -477,7 +602,9 @@ impl Core {
         result: Result<bool, String>,
     ) {
         let now = crate::util::now();
-        let rt = &mut self.jails[id];
+        let Some(rt) = self.jails.get_mut(id) else {
+            return;
+        };
         let ignored = match result {
             Ok(ignored) => ignored,
             Err(e) => {
@@ -556,13 +683,13 @@ impl Core {
 
     fn begin_stop(&mut self, reply: Option<oneshot::Sender<Reply>>) {
         self.stop_replies.extend(reply);
-        let Some(stop) = self.stop_sources.take() else {
+        let Some(sources) = self.sources.take() else {
             return;
         };
         tracing::info!(target: "fail2ban.server", "Shutdown in progress...");
         let events = self.events.clone();
         tokio::task::spawn_blocking(move || {
-            stop();
+            sources.stop();
             let _ = events.send(Event::SourcesStopped);
         });
     }
@@ -571,24 +698,14 @@ impl Core {
     /// the store, answers `stop`.
     async fn finish_stop(&mut self) {
         tracing::info!(target: "fail2ban.server", "Stopping all jails");
-        let mut stopped = Vec::new();
-        for rt in &mut self.jails {
-            let bans = rt.jail.unban_all();
-            let name = rt.name.clone();
-            let actions = rt.actions.sender();
-            let (done, wait) = oneshot::channel();
-            self.store.run(move || {
-                for b in &bans {
-                    notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
-                }
-                let tickets = bans.iter().map(|b| ticket(b, None)).collect();
-                actions.send(Op::Stop(tickets), Some(done));
-            });
-            stopped.push((rt.name.clone(), wait));
-        }
-        for (name, wait) in stopped {
+        let stopped: Vec<_> = self
+            .jails
+            .ids()
+            .into_iter()
+            .filter_map(|id| self.stop_jail(id, StopMode::Full))
+            .collect();
+        for wait in stopped {
             let _ = wait.await;
-            tracing::info!(target: "fail2ban.jail", "Jail '{name}' stopped");
         }
         let (closed, wait) = oneshot::channel();
         self.store.close(move || {
@@ -598,6 +715,41 @@ impl Core {
         for r in self.stop_replies.drain(..) {
             let _ = r.send(Reply::Ok(Value::Null));
         }
+    }
+
+    /// Stops a jail: its sources stop, everything it bans is unbanned
+    /// (`Unban` lines, as Fail2ban) and its actions stop (`mode`). Returns
+    /// the signal that the actions are done (then `Jail 'x' stopped` is
+    /// logged), None when the jail is not running.
+    pub(crate) fn stop_jail(
+        &mut self,
+        id: JailId,
+        mode: StopMode,
+    ) -> Option<oneshot::Receiver<()>> {
+        let mut rt = self.jails.take(id)?;
+        self.names.remove(&*rt.name);
+        if let Some(stop) = self.sources.as_mut().and_then(|s| s.remove_jail(id)) {
+            tokio::task::spawn_blocking(stop);
+        }
+        let bans = rt.jail.unban_all();
+        let name = rt.name.clone();
+        let actions = rt.actions.sender();
+        let (done, wait) = oneshot::channel();
+        self.store.run(move || {
+            for b in &bans {
+                notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
+            }
+            let tickets = bans.iter().map(|b| ticket(b, None)).collect();
+            actions.send(Op::Stop(tickets, mode), Some(done));
+        });
+        let (stopped, out) = oneshot::channel();
+        let name = rt.name.clone();
+        tokio::spawn(async move {
+            let _ = wait.await;
+            tracing::info!(target: "fail2ban.jail", "Jail '{name}' stopped");
+            let _ = stopped.send(());
+        });
+        Some(out)
     }
 
     pub(crate) fn jail_id(&self, name: &str) -> Result<JailId, CmdError> {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::action::{JailActions, Merged, Settings, StopMode, Ticket};
+use crate::action::{BackendKind, JailActions, Merged, Settings, StopMode, Ticket};
 use crate::config::ActionDef;
 use crate::jail::Ban;
 use crate::store::MergedBans;
@@ -21,8 +21,10 @@ pub(crate) enum Op {
     Start(Vec<Ticket>),
     Ban(Vec<Ticket>),
     Unban(Vec<Ticket>),
-    /// Unban what is still banned and stop the actions (server stop).
-    Stop(Vec<Ticket>),
+    /// Stop the actions with the bans still in force: `Full` unbans them
+    /// (server or jail stop); `KeepNative` leaves native firewall state for
+    /// the actions that take over (reload).
+    Stop(Vec<Ticket>, StopMode),
 }
 
 struct Req {
@@ -81,16 +83,25 @@ pub(crate) struct ActionWorker {
 
 impl ActionWorker {
     /// Builds the jail's actions and starts the task (inside the runtime).
-    /// An empty `action =` bans without touching anything.
-    pub fn start(jail: &str, defs: &[ActionDef]) -> ActionWorker {
+    /// An empty `action =` bans without touching anything. With `after`,
+    /// the task takes its first request once that fires (the actions it
+    /// replaces have stopped).
+    pub fn start(
+        jail: &str,
+        defs: &[ActionDef],
+        after: Option<oneshot::Receiver<()>>,
+    ) -> ActionWorker {
         let actions = (!defs.is_empty())
             .then(|| Arc::new(JailActions::new(jail, defs, &Settings::default())));
         let shared = Arc::new(Mutex::new(actions));
         let (tx, mut rx) = mpsc::unbounded_channel::<Req>();
         let held = shared.clone();
         tokio::spawn(async move {
+            if let Some(after) = after {
+                let _ = after.await;
+            }
             while let Some(req) = rx.recv().await {
-                let stop = matches!(req.op, Op::Stop(_));
+                let stop = matches!(req.op, Op::Stop(..));
                 let current = held.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 if let Some(a) = current {
                     // Failures are logged by the actions (once per cause)
@@ -99,12 +110,12 @@ impl ActionWorker {
                         Op::Start(t) => a.start(t).await,
                         Op::Ban(t) => a.ban(t).await,
                         Op::Unban(t) => a.unban(t).await,
-                        Op::Stop(t) => {
+                        Op::Stop(t, mode) => {
                             held.lock().unwrap_or_else(|e| e.into_inner()).take();
                             // `status` only borrows the handle for a moment,
                             // so this is the last one now.
                             match Arc::try_unwrap(a) {
-                                Ok(a) => a.stop(t, StopMode::Full).await,
+                                Ok(a) => a.stop(t, mode).await,
                                 Err(a) => a.flush(t).await,
                             }
                         }
@@ -128,6 +139,15 @@ impl ActionWorker {
     /// committed bans over with it).
     pub fn sender(&self) -> ActionSender {
         ActionSender(self.tx.clone())
+    }
+
+    /// How each action carries bans out (none once stopped).
+    pub fn kinds(&self) -> Vec<BackendKind> {
+        let actions = self.actions.lock().unwrap_or_else(|e| e.into_inner());
+        actions
+            .as_ref()
+            .map(|a| a.status().into_iter().map(|s| s.kind).collect())
+            .unwrap_or_default()
     }
 
     /// None when bans are carried out, else which actions fail and why.
@@ -159,5 +179,42 @@ impl ActionSender {
         // A stopped worker has nothing left to do; `done` is then dropped,
         // which the waiting side takes as done too.
         let _ = self.0.send(Req { op, done });
+    }
+}
+
+/// How the actions a reload replaces stop: native firewall state stays when
+/// the new actions carry bans out the same way (they reconcile it, nothing
+/// is unbanned in between); otherwise they stop as on a jail stop.
+pub(crate) fn stop_mode_for(old: &[BackendKind], new: &[BackendKind]) -> StopMode {
+    let kept = old
+        .iter()
+        .filter(|k| **k != BackendKind::Command)
+        .all(|k| new.contains(k));
+    if kept {
+        StopMode::KeepNative
+    } else {
+        StopMode::Full
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_state_is_kept_only_for_the_same_kind_of_firewall() {
+        use BackendKind::*;
+        assert_eq!(
+            stop_mode_for(&[Nftables], &[Nftables]),
+            StopMode::KeepNative
+        );
+        assert_eq!(
+            stop_mode_for(&[Nftables, Command], &[Nftables]),
+            StopMode::KeepNative
+        );
+        assert_eq!(stop_mode_for(&[Command], &[Nftables]), StopMode::KeepNative);
+        assert_eq!(stop_mode_for(&[Nftables], &[Command]), StopMode::Full);
+        assert_eq!(stop_mode_for(&[HostsDeny], &[Nftables]), StopMode::Full);
+        assert_eq!(stop_mode_for(&[Nftables], &[]), StopMode::Full);
     }
 }

@@ -14,6 +14,11 @@
 //! The journal: one [`JournalFollower`] per `backend = systemd` jail, and a
 //! thread that runs the jail's filter on its entries.
 //!
+//! A reload (or a `set` that changes a filter) hands a jail's watches a new
+//! filter, or drops some and adds others: the router passes the change on
+//! to the workers before the next batch, so each line is filtered once,
+//! by the old filter or by the new one.
+//!
 //! Fail2ban's start rules: lines that were in a file when it was opened (the
 //! backlog) are processed with the filter not "in operation" (lines older
 //! than findtime are ignored); `tail` watches drop them. When jails sharing
@@ -64,12 +69,37 @@ struct Watch {
 
 type Watches = Arc<Mutex<HashMap<WatchId, Watch>>>;
 
+/// Changes for the filter workers, passed on by the router before the next
+/// batch it forwards.
+enum Ctl {
+    /// These watches' members get a filter built from the jail's new definition.
+    SetFilter(Arc<[WatchId]>, Arc<FileJail>),
+    /// These watches' members go.
+    Drop(Arc<[WatchId]>),
+}
+
+type CtlQueue = Arc<Mutex<Vec<Ctl>>>;
+
+/// One `logpath` of a jail and the watch that follows it.
+struct JailWatch {
+    id: WatchId,
+    pattern: String,
+    tail: bool,
+}
+
+/// Stops a journal follower and its filter thread (blocking: run it off the
+/// runtime).
+pub(crate) type JournalStop = Box<dyn FnOnce() + Send>;
+
 /// Every log source of the server.
 pub(crate) struct Sources {
     watcher: FileWatcher,
     watches: Watches,
+    ctl: CtlQueue,
     router: Option<JoinHandle<()>>,
-    journals: Vec<(JournalFollower, JoinHandle<()>)>,
+    journals: HashMap<JailId, (JournalFollower, JoinHandle<()>)>,
+    /// Each jail's file watches.
+    by_jail: HashMap<JailId, Vec<JailWatch>>,
     core: Sender<Ingested>,
     pending: Vec<(LogPath, Watch)>,
 }
@@ -83,15 +113,18 @@ impl Sources {
         };
         let watcher = FileWatcher::start(opts, tx)?;
         let watches: Watches = Arc::default();
-        let (w, c) = (watches.clone(), core.clone());
+        let ctl: CtlQueue = Arc::default();
+        let (w, q, c) = (watches.clone(), ctl.clone(), core.clone());
         let router = std::thread::Builder::new()
             .name("logban-route".into())
-            .spawn(move || route(rx, &w, c))?;
+            .spawn(move || route(rx, &w, &q, c))?;
         Ok(Sources {
             watcher,
             watches,
+            ctl,
             router: Some(router),
-            journals: Vec::new(),
+            journals: HashMap::new(),
+            by_jail: HashMap::new(),
             core,
             pending: Vec::new(),
         })
@@ -129,8 +162,105 @@ impl Sources {
         // Held across `add_many` so the router cannot see a watch's first
         // event before it knows the watch.
         let mut known = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        let patterns: Vec<(String, bool)> = specs
+            .iter()
+            .map(|s| (s.pattern.to_string_lossy().into_owned(), s.tail))
+            .collect();
         let ids = self.watcher.add_many(specs);
+        for ((id, w), (pattern, tail)) in ids.iter().zip(&watches).zip(patterns) {
+            self.by_jail
+                .entry(w.jail.jail)
+                .or_default()
+                .push(JailWatch {
+                    id: *id,
+                    pattern,
+                    tail,
+                });
+        }
         known.extend(ids.into_iter().zip(watches));
+    }
+
+    /// The jail's file watches take `jail` (a new filter, new log paths):
+    /// watches of log paths still listed keep following their files where
+    /// they are (with the new filter when `filter_changed`), the others
+    /// stop, and new log paths are added (followed from the next
+    /// [`Sources::watch`]).
+    pub fn update_files(
+        &mut self,
+        jail: &Arc<FileJail>,
+        logpaths: &[(String, bool)],
+        filter_changed: bool,
+        mut seek: impl FnMut() -> Option<SeekTime>,
+    ) {
+        let old = self.by_jail.remove(&jail.jail).unwrap_or_default();
+        let (kept, gone): (Vec<JailWatch>, Vec<JailWatch>) = old.into_iter().partition(|w| {
+            logpaths
+                .iter()
+                .any(|(p, t)| *p == w.pattern && *t == w.tail)
+        });
+        {
+            let mut known = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+            for w in &kept {
+                if let Some(entry) = known.get_mut(&w.id) {
+                    entry.jail = jail.clone();
+                }
+            }
+            for w in &gone {
+                known.remove(&w.id);
+            }
+        }
+        let mut ctl = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
+        if filter_changed && !kept.is_empty() {
+            ctl.push(Ctl::SetFilter(
+                kept.iter().map(|w| w.id).collect(),
+                jail.clone(),
+            ));
+        }
+        if !gone.is_empty() {
+            ctl.push(Ctl::Drop(gone.iter().map(|w| w.id).collect()));
+        }
+        drop(ctl);
+        for w in &gone {
+            self.watcher.remove(w.id);
+        }
+        for (pattern, tail) in logpaths {
+            if !kept
+                .iter()
+                .any(|w| w.pattern == *pattern && w.tail == *tail)
+            {
+                self.add_file(jail, pattern, *tail, seek());
+            }
+        }
+        if !kept.is_empty() {
+            self.by_jail.insert(jail.jail, kept);
+        }
+    }
+
+    /// Stops following everything for `jail`. A journal follower is handed
+    /// back to be stopped off the runtime (it waits for its threads).
+    pub fn remove_jail(&mut self, jail: JailId) -> Option<JournalStop> {
+        if let Some(gone) = self.by_jail.remove(&jail) {
+            let ids: Arc<[WatchId]> = gone.iter().map(|w| w.id).collect();
+            {
+                let mut known = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+                for id in ids.iter() {
+                    known.remove(id);
+                }
+            }
+            self.ctl
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Ctl::Drop(ids.clone()));
+            for id in ids.iter() {
+                self.watcher.remove(*id);
+            }
+        }
+        self.pending.retain(|(_, w)| w.jail.jail != jail);
+        let (follower, thread) = self.journals.remove(&jail)?;
+        Some(Box::new(move || {
+            follower.stop();
+            let _ = thread.join();
+        }))
     }
 
     /// Follows the journal for a `backend = systemd` jail.
@@ -147,7 +277,7 @@ impl Sources {
             .name("logban-journal-filter".into())
             .spawn(move || journal_filter(rx, &mut filter, jail, &core))
             .map_err(|e| e.to_string())?;
-        self.journals.push((follower, thread));
+        self.journals.insert(jail, (follower, thread));
         Ok(())
     }
 
@@ -157,7 +287,7 @@ impl Sources {
         if let Some(r) = self.router.take() {
             let _ = r.join();
         }
-        for (follower, thread) in self.journals.drain(..) {
+        for (_, (follower, thread)) in self.journals.drain() {
             follower.stop();
             let _ = thread.join();
         }
@@ -167,19 +297,31 @@ impl Sources {
 enum WorkerMsg {
     Add(Arc<Path>, Box<Member>, DateKey),
     Lines(Arc<Batch>),
+    SetFilter(Arc<[WatchId]>, Arc<FileJail>),
+    Drop(Arc<[WatchId]>),
 }
 
 /// Filter workers: as many as cores (at most 4), created as files appear.
 /// The filters of one file are spread over them (a file's lines then go to
 /// every worker that has one of its filters, each jail's always to the same
 /// worker, so each jail sees its lines in order).
-fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
+fn route(rx: Receiver<FileEvent>, watches: &Watches, ctl: &CtlQueue, core: Sender<Ingested>) {
     let max = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let mut workers: Vec<(SyncSender<WorkerMsg>, JoinHandle<()>)> = Vec::new();
     // Per file, the workers that have one of its filters.
     let mut routes: HashMap<Arc<Path>, Vec<usize>> = HashMap::new();
     let mut members = 0usize;
     for ev in rx {
+        let changes = std::mem::take(&mut *ctl.lock().unwrap_or_else(|e| e.into_inner()));
+        for c in changes {
+            for (tx, _) in &workers {
+                let msg = match &c {
+                    Ctl::SetFilter(ids, jail) => WorkerMsg::SetFilter(ids.clone(), jail.clone()),
+                    Ctl::Drop(ids) => WorkerMsg::Drop(ids.clone()),
+                };
+                let _ = tx.send(msg);
+            }
+        }
         match ev {
             FileEvent::Added { watch, path } => {
                 let Some((jail, tail)) = watches
@@ -219,10 +361,7 @@ fn route(rx: Receiver<FileEvent>, watches: &Watches, core: Sender<Ingested>) {
                 members += 1;
                 let member =
                     Member::new(watch, &jail, tail, filter, own_start(&path, &jail.stored));
-                let key = (
-                    jail.filter.datepattern.clone(),
-                    jail.opts.logtimezone.clone(),
-                );
+                let key = date_key(&jail);
                 let _ = workers[i]
                     .0
                     .send(WorkerMsg::Add(path.clone(), Box::new(member), key));
@@ -262,6 +401,17 @@ fn work(rx: Receiver<WorkerMsg>, core: &Sender<Ingested>) {
     for msg in rx {
         match msg {
             WorkerMsg::Add(path, member, key) => groups.entry(path).or_default().add(*member, key),
+            WorkerMsg::SetFilter(ids, jail) => {
+                for g in groups.values_mut() {
+                    g.set_filter(&ids, &jail);
+                }
+            }
+            WorkerMsg::Drop(ids) => {
+                for g in groups.values_mut() {
+                    g.members.retain(|m| !ids.contains(&m.watch));
+                }
+                groups.retain(|_, g| !g.members.is_empty());
+            }
             WorkerMsg::Lines(batch) => {
                 let Some(g) = groups.get_mut(&batch.path) else {
                     continue;
@@ -352,6 +502,13 @@ impl Member {
 /// in a line, so one detector serves them all.
 type DateKey = (Option<String>, Option<String>);
 
+fn date_key(jail: &FileJail) -> DateKey {
+    (
+        jail.filter.datepattern.clone(),
+        jail.opts.logtimezone.clone(),
+    )
+}
+
 /// The jails' filters on one file (those this worker holds), and one date
 /// detector per way of reading dates among them.
 #[derive(Default)]
@@ -364,7 +521,13 @@ struct FileGroup {
 
 impl FileGroup {
     fn add(&mut self, mut m: Member, key: DateKey) {
-        m.date = match self.dates.iter().position(|(k, _)| *k == key) {
+        m.date = self.date_index(key);
+        self.members.push(m);
+    }
+
+    /// The shared detector for `key`, created when it is the first.
+    fn date_index(&mut self, key: DateKey) -> usize {
+        match self.dates.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => match DateDetector::new(key.0.as_deref(), key.1.as_deref()) {
                 Ok(d) => {
@@ -376,8 +539,29 @@ impl FileGroup {
                 // filter then finds its dates itself.
                 Err(_) => NO_SHARED_DATE,
             },
-        };
-        self.members.push(m);
+        }
+    }
+
+    /// The members of `ids` take a filter built from `jail`, in the state
+    /// (in operation or not) the old one was in.
+    fn set_filter(&mut self, ids: &[WatchId], jail: &FileJail) {
+        for i in 0..self.members.len() {
+            if !ids.contains(&self.members[i].watch) {
+                continue;
+            }
+            match Filter::new(&jail.filter, jail.opts.clone()) {
+                Ok(mut f) => {
+                    let key = date_key(jail);
+                    let date = self.date_index(key);
+                    let m = &mut self.members[i];
+                    f.set_in_operation(m.in_operation);
+                    m.filter = f;
+                    m.date = date;
+                }
+                // Checked before the change was made.
+                Err(e) => tracing::error!(target: "fail2ban.filter", "[{}] {e}", jail.name),
+            }
+        }
     }
 
     /// Runs the batch through the filters (of this worker) of the watches it

@@ -23,6 +23,9 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Work run on the store thread after a request, with its outcome.
 pub(crate) type Then<T> = Box<dyn FnOnce(T) + Send>;
 
+/// Work run on the store thread with the store (None without a database).
+type WithStore = Box<dyn FnOnce(Option<&mut Store>) + Send>;
+
 /// An address's bans merged over all jails and in its jail (Fail2ban's
 /// `getBansMerged`), for actions that use `<ipmatches>` and the like.
 pub(crate) type MergedPair = (Option<MergedBans>, Option<MergedBans>);
@@ -53,6 +56,9 @@ enum Req {
     Position(Arc<str>, Position),
     /// Runs in queue order (action work that must not overtake a ban).
     Run(Then<()>),
+    /// Runs with the store (None without a database), after the pending
+    /// positions are written so that it reads them.
+    With(WithStore),
     /// Writes pending positions, closes the database, then runs `then`.
     Close(Then<()>),
 }
@@ -109,6 +115,11 @@ impl StoreHandle {
 
     pub fn run(&self, f: impl FnOnce() + Send + 'static) {
         self.send(Req::Run(Box::new(move |()| f())));
+    }
+
+    /// Runs `f` on the store thread with the store, in queue order.
+    pub fn with(&self, f: impl FnOnce(Option<&mut Store>) + Send + 'static) {
+        self.send(Req::With(Box::new(f)));
     }
 
     pub fn close(&self, then: impl FnOnce() + Send + 'static) {
@@ -192,6 +203,10 @@ impl Worker {
                 }
             }
             Req::Run(f) => f(()),
+            Req::With(f) => {
+                self.flush_positions();
+                f(self.store.as_mut());
+            }
             Req::Close(_) => unreachable!("handled by run"),
         }
     }
