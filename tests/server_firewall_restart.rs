@@ -146,7 +146,7 @@ fn changes(events: &[String]) -> (Vec<String>, Vec<String>, Vec<String>) {
 /// After `kill -9` the table drifted; the restart repairs exactly that, in
 /// place: an element removed behind the daemon's back comes back, stale ones
 /// go, a duplicated rule goes, nothing kept is deleted and added again, and
-/// the attacker never gets through.
+/// the attacker never gets through. Reloads then change nothing at all.
 #[test]
 fn restart_after_kill_9_reconciles_without_unban_and_reban() {
     let pair = Pair::new("srmon");
@@ -208,6 +208,24 @@ fn restart_after_kill_9_reconciles_without_unban_and_reban() {
         other[0].starts_with("delete rule inet f2b-table f2b-chain"),
         "{events:#?}"
     );
+    assert_eq!(elements(&pair.server), stored_bans(&sb));
+    assert!(pair.connect(false, PORT).is_err());
+
+    // Reloads, unchanged and with the jail changed (rebuilt with its bans):
+    // the firewall is left alone.
+    let monitor = Monitor::start(&pair.server, sb.path("monitor3.txt"));
+    assert_eq!(sb.ok(&["reload"]), "OK\n");
+    let local = std::fs::read_to_string(sb.path("etc/jail.local")).unwrap();
+    sb.write(
+        "etc/jail.local",
+        &local.replace("maxretry = 3", "maxretry = 4"),
+    );
+    assert_eq!(sb.ok(&["reload"]), "OK\n");
+    sb.wait_status("test", "the reloaded jail", |s| {
+        s.banned.len() == kept.len()
+    });
+    assert_eq!(sb.ok(&["get", "test", "maxretry"]), "4\n");
+    assert_eq!(monitor.finish(), Vec::<String>::new());
     assert_eq!(elements(&pair.server), stored_bans(&sb));
     assert!(pair.connect(false, PORT).is_err());
     server.stop(&sb);
