@@ -949,11 +949,7 @@ impl Nft {
         let spec = &self.spec;
         let p = spec.prefix();
         let mut tx = Tx::default();
-        let wanted: Vec<bool> = self
-            .fams
-            .iter()
-            .map(FamState::wanted)
-            .collect();
+        let wanted: Vec<bool> = self.fams.iter().map(FamState::wanted).collect();
         let any_wanted = wanted.iter().any(|w| *w);
         let empty = TableNow::default();
         let t = now.unwrap_or(&empty);
@@ -1176,6 +1172,35 @@ fn not_an_address(t: &Ticket) -> ActionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_name_the_fix() {
+        use std::os::unix::process::ExitStatusExt;
+        let refused = |stderr: &str| {
+            classify(&Output {
+                status: Some(std::process::ExitStatus::from_raw(256)),
+                timed_out: false,
+                stdout: String::new(),
+                stderr: stderr.into(),
+            })
+        };
+        let e =
+            refused("Error: Could not process rule: Operation not permitted\nadd table inet t\n");
+        assert_eq!(e.cause, Cause::NoPermission);
+        assert!(e.message.contains("--cap-add=NET_ADMIN"), "{e}");
+        // A kernel without nf_tables, or without interval sets.
+        for msg in [
+            "netlink: Error: cache initialization failed: Protocol not supported\n",
+            "Error: Could not process rule: Operation not supported\nadd set inet t s { flags interval; }\n",
+        ] {
+            let e = refused(msg);
+            assert_eq!(e.cause, Cause::KernelSupport, "{msg}");
+            assert!(e.message.contains("banaction to an iptables action"), "{e}");
+        }
+        let e = refused("/dev/stdin:1:1-3: Error: syntax error, unexpected junk\n");
+        assert_eq!(e.cause, Cause::Refused);
+        assert!(e.message.contains("syntax error"), "{e}");
+    }
 
     #[test]
     fn ports_resolve_through_services() {
