@@ -322,24 +322,22 @@ impl CommandAction {
     /// family started as a ban would start it; everything else is banned as
     /// usual.
     async fn restore(&mut self, active: &[Ticket]) -> Outcome {
-        let mut first = Ok(());
         let mut rest: Vec<Ticket> = Vec::new();
         for fam in [Family::Inet4, Family::Inet6] {
             let group: Vec<&Ticket> = active.iter().filter(|t| t.family() == Some(fam)).collect();
-            match self.reconcile_existing(Some(fam), &group).await {
-                Some(Ok(())) => {}
-                Some(Err(e)) => first = first.and(Err(e)),
-                None => rest.extend(group.into_iter().cloned()),
+            if self.reconcile_existing(Some(fam), &group).await.is_none() {
+                rest.extend(group.into_iter().cloned());
             }
         }
         rest.extend(active.iter().filter(|t| t.family().is_none()).cloned());
-        first.and(self.ban(&rest).await)
+        self.ban(&rest).await
     }
 
-    /// [`restore`](Self::restore) for one family: None when the ban command
-    /// is not an insert into a chain or an addition to an ipset, or when that
-    /// does not exist.
-    async fn reconcile_existing(&mut self, fam: Fam, group: &[&Ticket]) -> Option<Outcome> {
+    /// [`restore`](Self::restore) for one family; None when the ban command
+    /// is not an insert into a chain or an addition to an ipset, when that
+    /// does not exist, or when this fails (the bans then go as usual, which
+    /// reports what fails).
+    async fn reconcile_existing(&mut self, fam: Fam, group: &[&Ticket]) -> Option<()> {
         let cmd = self.command(Op::Ban, fam).ok()?;
         // The ban command of a placeholder gives the chain when there is no ban.
         let probe = Ticket::new(match fam {
@@ -369,20 +367,13 @@ impl CommandAction {
             return None;
         }
         if self.on_demand && self.started.get(&fam).map_or(true, |v| *v == 0) {
-            if let Err(e) = self.start_family(fam, true).await {
-                return Some(Err(e));
-            }
+            self.start_family(fam, true).await.ok()?;
         }
         if let Some(b) = existing.reconcile(&listing.stdout) {
             let mut c = self.env.command(&b.program);
             c.args(&b.args);
-            let applied = sys::run(c, Some(b.input.into_bytes()), self.timeout)
-                .await
-                .is_ok_and(|out| out.success());
-            if !applied {
-                // The bans then go one by one, with checks and repairs.
-                return None;
-            }
+            let out = sys::run(c, Some(b.input.into_bytes()), self.timeout).await;
+            out.ok().filter(sys::Output::success)?;
         }
         tracing::debug!(target: "fail2ban.action",
             "[{}] {}: {} brought in line with {} bans", self.jail, self.name, existing.name(), group.len());
@@ -394,7 +385,7 @@ impl CommandAction {
         for t in group {
             self.unenforced.remove(&t.fid);
         }
-        Some(Ok(()))
+        Some(())
     }
 
     /// Checks the family's invariant; when broken, repairs it (`actionrepair`,
