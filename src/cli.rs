@@ -162,6 +162,19 @@ const USAGE: &str = "usage: logban <server|client|regex> [ARGS...]
 /// Entry point of the binary; returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
     match pick(&args) {
+        Some((Program::Regex, rest)) => {
+            let invoked = args[0].to_string_lossy();
+            let prog = if invoked.rsplit('/').next() == Some("fail2ban-regex") {
+                invoked.into_owned()
+            } else {
+                "logban regex".to_string()
+            };
+            let rest: Vec<String> = rest
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            crate::regex_cli::main(&prog, &rest)
+        }
         Some((prog, _rest)) => {
             eprintln!("logban: {prog:?} is not built yet");
             2

@@ -604,6 +604,21 @@ pub(crate) fn standalone_filter(
     filter_def(&name, &reader, None)
 }
 
+/// A filter read from the file at `path[params]` itself (`fail2ban-regex`
+/// given a filter file outside a filter.d directory).
+pub(crate) fn explicit_filter(session: &Session, spec: &str) -> Result<FilterDef, ConfigError> {
+    let (path, params) = spec_parts(spec, "filter")?;
+    let Some(mut reader) = session.explicit_filter_reader(&path, params)? else {
+        return Err(ConfigError::new(format!("no filter file {path}")));
+    };
+    reader.apply_backend("auto");
+    reader.read(&Vars::new(), false)?;
+    let name = std::path::Path::new(&path)
+        .file_stem()
+        .map_or(path.clone(), |s| s.to_string_lossy().into_owned());
+    filter_def(&name, &reader, None)
+}
+
 pub(crate) fn standalone_action(
     session: &Session,
     spec: &str,

@@ -290,6 +290,36 @@ impl<'t> Session<'t> {
         let Some(cfg) = self.def_config(&format!("{dir}/{file}"))? else {
             return Ok(None);
         };
+        Ok(Some(self.reader_of(cfg, action, file, jail, params)))
+    }
+
+    /// A filter reader for the file at `path` itself (not under filter.d);
+    /// None when it does not exist.
+    pub fn explicit_filter_reader(
+        &self,
+        path: &str,
+        params: OMap<String>,
+    ) -> Result<Option<DefReader>, ConfigError> {
+        let Some(cfg) = self.files.load_explicit(path)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.reader_of(
+            Rc::new(cfg),
+            false,
+            path,
+            "fail2ban-regex-jail",
+            params,
+        )))
+    }
+
+    fn reader_of(
+        &self,
+        cfg: Rc<Layered>,
+        action: bool,
+        file: &str,
+        jail: &str,
+        params: OMap<String>,
+    ) -> DefReader {
         let mut init: OMapOpt = params.into_iter().map(|(k, v)| (k, Some(v))).collect();
         if action {
             // The action's name in its jail: `name` defaults to the jail,
@@ -315,7 +345,7 @@ impl<'t> Session<'t> {
                 init.insert("actname", Some(actname));
             }
         }
-        Ok(Some(DefReader {
+        DefReader {
             action,
             file: file.to_string(),
             cfg,
@@ -323,7 +353,7 @@ impl<'t> Session<'t> {
             opts: OMapOpt::new(),
             p_opts: Vars::new(),
             cache: RefCell::new(HashMap::new()),
-        }))
+        }
     }
 }
 

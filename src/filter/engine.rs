@@ -479,6 +479,22 @@ impl Filter {
         self.def.maxlines
     }
 
+    /// The prefregex's named groups (None when a group took no part) as it
+    /// last matched; empty when it did not match on the last line
+    /// (`fail2ban-regex -v` lists them).
+    pub fn prefregex_groups(&self) -> Vec<(String, Option<String>)> {
+        match &self.def.prefregex {
+            Some(p) if self.st.pref_matched => {
+                let spans = &self.st.pref_spans;
+                p.groups(&self.st.buf, |i| spans.get(i).copied().flatten())
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The date detector (`fail2ban-regex` prints its template hits).
     pub fn date_detector(&self) -> &DateDetector {
         &self.st.dates

@@ -1,0 +1,331 @@
+//! `logban regex` (also `fail2ban-regex`): tests a filter against a log and
+//! prints what `fail2ban-regex` prints, with `--json` (one object per
+//! failure) and `--now` added for scripts and tests. A thin layer over
+//! [`crate::filter`]: argument handling (`args`), filter lookup (`load`),
+//! reading the log (`input`) and the report (`output`).
+
+mod args;
+mod input;
+mod load;
+mod output;
+
+use crate::config::UseDns;
+use crate::filter::{Failure, Filter, FilterOptions, RegexReport, ReportOptions};
+use crate::server::log::{Level, Log};
+use args::{Options, Parsed};
+use input::Encoding;
+use std::io::{self, BufWriter, Write};
+use std::time::Instant;
+
+/// Exit code of every failure after the arguments were read (Fail2ban's).
+const FAILED: i32 = 255;
+
+/// Runs the program; `prog` is the name it was invoked by (for usage lines).
+pub fn main(prog: &str, args: &[String]) -> i32 {
+    let short = prog.rsplit('/').next().unwrap_or(prog);
+    match args::parse(prog, args) {
+        Parsed::Print(text) => {
+            println!("{text}");
+            0
+        }
+        Parsed::Usage(e) => {
+            eprintln!("{}\n\n{short}: error: {e}", args::usage(prog));
+            2
+        }
+        Parsed::Run(o) => {
+            let mut errors = Vec::new();
+            if o.print_no_missed && o.print_all_missed {
+                errors.push(
+                    "ERROR: --print-no-missed and --print-all-missed are mutually exclusive.",
+                );
+            }
+            if o.print_no_ignored && o.print_all_ignored {
+                errors.push(
+                    "ERROR: --print-no-ignored and --print-all-ignored are mutually exclusive.",
+                );
+            }
+            if !(2..=3).contains(&o.args.len()) {
+                errors.push("ERROR: provide both <LOG> and <REGEX>.");
+            }
+            if !errors.is_empty() {
+                println!("{}", args::help(prog));
+                eprintln!("\n{}", errors.join("\n"));
+                return FAILED;
+            }
+            let stdout = io::stdout();
+            let mut w = BufWriter::with_capacity(1 << 16, stdout.lock());
+            let code = match run(&o, &mut w) {
+                Ok(code) => code,
+                Err(e) => {
+                    // A closed pipe (`| head`) ends the run quietly.
+                    if e.kind() != io::ErrorKind::BrokenPipe {
+                        eprintln!("{short}: {e}");
+                    }
+                    FAILED
+                }
+            };
+            match w.flush() {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                    eprintln!("{short}: {e}");
+                    FAILED
+                }
+                _ => code,
+            }
+        }
+    }
+}
+
+/// Log messages (bad input, regexes that give up) go to stderr; WARNING
+/// unless `-l` says otherwise, so that they are seen.
+fn start_log(level: &str) -> Result<(), String> {
+    let level = if level.is_empty() {
+        Level::Warning
+    } else {
+        Level::parse(level).ok_or_else(|| format!("ERROR: unknown log level {level:?}"))?
+    };
+    let log = Log::new(level, "STDERR", "auto").map_err(|e| format!("ERROR: {e}"))?;
+    // A logger already installed (tests in one process) is fine.
+    let _ = log.install();
+    Ok(())
+}
+
+fn usedns(value: Option<&str>) -> UseDns {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("warn") => UseDns::Warn,
+        Some("yes") => UseDns::Yes,
+        Some("raw") => UseDns::Raw,
+        Some("no") => UseDns::No,
+        Some(other) => {
+            tracing::error!("Incorrect value {other:?} specified for usedns, using 'no'");
+            UseDns::No
+        }
+    }
+}
+
+/// The LOG argument, read.
+enum LogInput {
+    File(Vec<u8>),
+    Lines(Vec<String>),
+}
+
+fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
+    let quiet = o.out.is_some() || o.json;
+    let fail = |msg: String| -> io::Result<i32> {
+        eprintln!("{msg}");
+        Ok(FAILED)
+    };
+    if !quiet {
+        writeln!(w, "\nRunning tests\n=============\n")?;
+    }
+    if let Err(e) = start_log(&o.log_level) {
+        return fail(e);
+    }
+    if o.debuggex {
+        tracing::warn!("-D/--debuggex is not supported by logban; ignored");
+    }
+    let Some(encoding) = Encoding::parse(&o.encoding) else {
+        return fail(format!("ERROR: unknown encoding: {}", o.encoding));
+    };
+    // Fail2ban prints the command line's settings first, the filter file's
+    // after its name; the date pattern's description needs the built filter.
+    let mut uses: Vec<String> = Vec::new();
+    if o.maxlines > 0 {
+        uses.push(format!("Use         maxlines : {}", o.maxlines));
+    }
+    let mut date_line = None;
+    if let Some(p) = &o.datepattern {
+        date_line = Some((uses.len(), p.clone()));
+        uses.push(String::new());
+    }
+    let (log_arg, regex_arg) = (&o.args[0], &o.args[1]);
+    let mut src = match load::failregex(&o.config, regex_arg, o.maxlines.max(1), &mut |l| {
+        uses.push(l)
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            flush_uses(w, quiet, &uses)?;
+            return fail(e);
+        }
+    };
+    if o.maxlines > 0 {
+        src.def.maxlines = o.maxlines;
+    } else if src.file_maxlines {
+        uses.push(format!("Use         maxlines : {}", src.def.maxlines));
+    }
+    if o.datepattern.is_some() {
+        src.def.datepattern = o.datepattern.clone();
+    } else if let Some(p) = src.def.datepattern.clone().filter(|_| src.file_datepattern) {
+        date_line = Some((uses.len(), p));
+        uses.push(String::new());
+    }
+    if let Some(ignore) = o.args.get(2) {
+        load::ignoreregex(&mut src, ignore, &mut |l| uses.push(l));
+    }
+    let opts = FilterOptions {
+        usedns: Some(usedns(o.usedns.as_deref())),
+        logtimezone: o.timezone.clone(),
+        maxlines: Some(src.def.maxlines.max(1)),
+        check_all: o.check_all && o.out.is_none(),
+        ignore_pending: o.out.is_some(),
+        raw_hosts: o.raw,
+        now: o.now,
+        report: !quiet,
+        ..FilterOptions::regex_tool()
+    };
+    let mut filter = match Filter::new(&src.def, opts) {
+        Ok(f) => f,
+        Err(e) => {
+            flush_uses(w, quiet, &uses)?;
+            return fail(format!("ERROR: {e}"));
+        }
+    };
+    if let Some((i, p)) = date_line {
+        let t: Vec<_> = filter.date_detector().templates().collect();
+        let name = match t.len() {
+            1 | 2 => t[0].name,
+            _ => "Default Detectors",
+        };
+        uses[i] = format!("Use      datepattern : {p} : {name}");
+    }
+
+    let log = if std::path::Path::new(log_arg).is_file() {
+        match std::fs::read(log_arg) {
+            Ok(data) => {
+                uses.push(format!("Use         log file : {log_arg}"));
+                uses.push(format!("Use         encoding : {}", o.encoding));
+                LogInput::File(data)
+            }
+            Err(e) => {
+                flush_uses(w, quiet, &uses)?;
+                return fail(format!("ERROR: {log_arg}: {e}"));
+            }
+        }
+    } else if log_arg.starts_with("systemd-journal") {
+        flush_uses(w, quiet, &uses)?;
+        return fail(
+            "ERROR: logban regex does not read the journal; export it first \
+             (journalctl -o short-iso > FILE) and give the file"
+                .into(),
+        );
+    } else if filter.maxlines() <= 1 && !log_arg.contains('\n') {
+        uses.push(format!(
+            "Use      single line : {}",
+            load::shortstr(log_arg, 53)
+        ));
+        LogInput::Lines(vec![log_arg.clone()])
+    } else {
+        let lines: Vec<String> = log_arg.split('\n').map(str::to_string).collect();
+        uses.push(format!("Use      multi line : {} line(s)", lines.len()));
+        for (i, l) in lines.iter().enumerate() {
+            if i >= 5 {
+                uses.push("| ...".into());
+                break;
+            }
+            let n = (i + 1).to_string();
+            uses.push(format!(
+                "| {:>2}: {}",
+                &n[..n.len().min(2)],
+                load::shortstr(l, 53)
+            ));
+        }
+        uses.push("`-".into());
+        LogInput::Lines(lines)
+    };
+    uses.push(String::new());
+    flush_uses(w, quiet, &uses)?;
+
+    let started = Instant::now();
+    if quiet {
+        let mut found = Vec::new();
+        let mut each = |n: usize, line: &str| -> io::Result<()> {
+            if line.starts_with('#') || line.is_empty() {
+                return Ok(());
+            }
+            found.clear();
+            filter.process_line(line, &mut found);
+            let kept: Vec<&Failure> = found
+                .iter()
+                .filter(|f| !f.nofail && !(o.json && f.pending))
+                .collect();
+            if kept.is_empty() {
+                return Ok(());
+            }
+            match &o.out {
+                Some(fmt) => output::out(w, fmt, &kept),
+                None => kept.iter().try_for_each(|f| output::json(w, n, f)),
+            }
+        };
+        for_each_line(&log, encoding, &mut each)?;
+        return Ok(0);
+    }
+
+    let keep = if o.maxlines > 0 { o.maxlines } else { 20 };
+    let ropts = ReportOptions {
+        print_all_matched: o.print_all_matched,
+        print_all_missed: o.print_all_missed,
+        print_all_ignored: o.print_all_ignored,
+        print_no_missed: o.print_no_missed,
+        print_no_ignored: o.print_no_ignored,
+        keep,
+    };
+    let mut report = RegexReport::new(&filter, ropts);
+    let mut pref_groups: Vec<String> = Vec::new();
+    let has_pref = filter.prefregex().is_some() && o.verbose > 0;
+    for_each_line(&log, encoding, &mut |_, line| {
+        let before = report.prefregex;
+        report.line(&mut filter, line);
+        if has_pref && report.prefregex > before && pref_groups.len() <= keep {
+            pref_groups.push(if pref_groups.len() < keep {
+                output::groups_repr(&filter.prefregex_groups())
+            } else {
+                "...".into()
+            });
+        }
+        Ok(())
+    })?;
+    let run = output::Run {
+        opts: o,
+        filter: &filter,
+        report: &report,
+        failregex: &src.failregex,
+        ignoreregex: &src.ignoreregex,
+        pref_groups: &pref_groups,
+        elapsed: started.elapsed().as_secs_f64(),
+    };
+    output::report(w, &run)?;
+    Ok(0)
+}
+
+fn flush_uses(w: &mut dyn Write, quiet: bool, uses: &[String]) -> io::Result<()> {
+    if !quiet {
+        for u in uses {
+            writeln!(w, "{u}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Feeds each line of the log, decoded, to `each` with its number.
+fn for_each_line(
+    log: &LogInput,
+    encoding: Encoding,
+    each: &mut dyn FnMut(usize, &str) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut result = Ok(());
+    match log {
+        LogInput::File(data) => input::each_line(data, |n, bytes| {
+            if result.is_ok() {
+                result = each(n, &encoding.decode(bytes));
+            }
+        }),
+        LogInput::Lines(lines) => {
+            for (i, l) in lines.iter().enumerate() {
+                result = each(i + 1, l.trim_end_matches(['\r', '\n']));
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    result
+}
