@@ -5,7 +5,7 @@
 
 use super::pcre::{Flags, Regex, Scratch};
 use super::prefilter::{required, Cond, Interner};
-use super::pyre::{self, FLAG_I, FLAG_M, FLAG_S};
+use super::pyre::{self, At, Node, RepeatKind, FLAG_I, FLAG_M, FLAG_S};
 use super::tags;
 use crate::config::UseDns;
 use std::sync::Arc;
@@ -27,6 +27,9 @@ pub(crate) struct Compiled {
     tuple: Vec<(Arc<str>, Arc<str>)>,
     /// Indices of `skiplines0`, `skiplines1`, ...
     pub skiplines: Vec<usize>,
+    /// Some(n) when the regex matches every line (text without `\n`, then
+    /// the `\n` Fail2ban appends) of at least n characters; see [`any_line`].
+    pub any_line: Option<usize>,
 }
 
 /// A named value of a match: None when the group did not take part.
@@ -60,6 +63,7 @@ impl Compiled {
         };
         let re = Regex::new(&pyre::to_pcre2(&parsed), flags).map_err(|e| fail(&e))?;
         let cond = required(&parsed.node, lits);
+        let any_line = any_line(&parsed.node, parsed.flags);
         let names: Vec<(usize, Arc<str>)> = re
             .names()
             .iter()
@@ -90,6 +94,7 @@ impl Compiled {
             alt,
             tuple,
             skiplines,
+            any_line,
         })
     }
 
@@ -154,6 +159,52 @@ impl Compiled {
             }
         }
         splitlines(&all)
+    }
+}
+
+/// Recognises the prefregex shape `^(?:optional)...(?P<content>.+)$`: a
+/// start anchor, parts that can all match nothing, then `.+` (or `.*`) and
+/// `$`. With every part empty, `.+$` takes the whole line, so such a regex
+/// matches every line of at least one (zero) characters, whatever the
+/// parts hold. Returns that minimum length; None for any other shape
+/// (a possessive or atomic part may keep what `.+` needs, dot-all or
+/// multi-line flags change what `.` and `$` see).
+fn any_line(node: &Node, flags: u8) -> Option<usize> {
+    fn skippable(n: &Node) -> bool {
+        match n {
+            Node::Empty => true,
+            Node::Repeat { min: 0, kind, .. } => *kind != RepeatKind::Possessive,
+            Node::Group { node, .. } => skippable(node),
+            Node::Concat(v) => v.iter().all(skippable),
+            Node::Alt(v) => v.iter().any(skippable),
+            _ => false,
+        }
+    }
+    fn rest_of_line(n: &Node) -> Option<usize> {
+        match n {
+            Node::Group { node, add, .. } if add & FLAG_S == 0 => rest_of_line(node),
+            Node::Repeat {
+                min: min @ (0 | 1),
+                max: None,
+                node,
+                ..
+            } if **node == Node::Any => Some(*min as usize),
+            _ => None,
+        }
+    }
+    if flags & (FLAG_S | FLAG_M) != 0 {
+        return None;
+    }
+    let Node::Concat(items) = node else {
+        return None;
+    };
+    match &items[..] {
+        [Node::At { at: At::Begin, .. }, middle @ .., tail, Node::At { at: At::End, .. }]
+            if middle.iter().all(skippable) =>
+        {
+            rest_of_line(tail)
+        }
+        _ => None,
     }
 }
 

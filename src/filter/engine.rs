@@ -128,6 +128,14 @@ impl Line {
         s
     }
 
+    /// Whether the line without its date has `min` characters or more and
+    /// no `\n` (what a prefregex with `any_line` matches).
+    fn is_line_of(&self, min: usize) -> bool {
+        let (a, b) = (&self.text[..self.pre], &self.text[self.post..]);
+        let nl = |t: &str| memchr::memchr(b'\n', t.as_bytes()).is_some();
+        a.len() + b.len() >= min && !nl(a) && !nl(b)
+    }
+
     fn same(&self, o: &Line) -> bool {
         self.pre == o.pre && self.post == o.post && self.text == o.text
     }
@@ -256,6 +264,11 @@ struct Def {
     ignore_first: bool,
     /// Whether lines are scanned for literals at all.
     scan: bool,
+    /// Whether each failregex is skipped on lines without its literals.
+    per_regex: bool,
+    /// Some(n): the prefregex matches every line of n or more characters,
+    /// and a report counts it so on lines the prefilter rejects.
+    pref_any_line: Option<usize>,
 }
 
 /// How often a message about bad input may be logged per filter and kind.
@@ -332,6 +345,11 @@ struct State {
     content: String,
     pref_spans: Vec<Option<(usize, usize)>>,
     pref_matched: bool,
+    /// `pref_spans` are the prefregex's on `buf` (false when the match was
+    /// only inferred, see `Def::pref_any_line`).
+    pref_spans_valid: bool,
+    /// The prefilter's literals in the line (with `Def::per_regex`).
+    line_hits: Hits,
     ignore_hits: Vec<usize>,
     taken: Vec<String>,
     next_warn: [f64; 3],
@@ -407,10 +425,21 @@ impl Filter {
 
         let ignore_first = !ignoreregex.is_empty() && ignoreregex.len() + 2 < failregex.len();
         let fail_gate = Cond::or(failregex.iter().map(|r| r.cond.clone()).collect());
+        // A report counts the lines the prefregex matches; one that matches
+        // every line (see `Compiled::any_line`) is counted without running.
+        let pref_any_line = prefregex
+            .as_ref()
+            .and_then(|p| p.any_line)
+            .filter(|_| opts.report && maxlines == 1);
         let mut gate = match &prefregex {
             // The prefregex's own effects (the summary's count, a content
             // window in multi-line mode) need it tried whenever it can match.
-            Some(p) if opts.report || (maxlines > 1 && p.has_group("content")) => p.cond.clone(),
+            Some(p)
+                if (opts.report && pref_any_line.is_none())
+                    || (maxlines > 1 && p.has_group("content")) =>
+            {
+                p.cond.clone()
+            }
             Some(p) => Cond::and_two(p.cond.clone(), fail_gate.clone()),
             None => fail_gate.clone(),
         };
@@ -421,8 +450,13 @@ impl Filter {
                     .collect(),
             );
         }
-        let prefilter = Prefilter::new(&lits, &gate, &fail_gate);
+        let each: Vec<&Cond> = failregex.iter().map(|r| &r.cond).collect();
+        let prefilter = Prefilter::new(&lits, &gate, &fail_gate, &each);
         let scan = opts.prefilter && !(prefilter.before.always() && prefilter.after.always());
+        // In a one-line window a failregex needs one of its literals in the
+        // line (check-all mode tries them all: most are skipped so).
+        let per_regex =
+            opts.prefilter && maxlines == 1 && prefilter.each.iter().any(Option::is_some);
         let def = Def {
             name: name.clone(),
             prefregex,
@@ -434,6 +468,8 @@ impl Filter {
             prefilter,
             ignore_first,
             scan,
+            per_regex,
+            pref_any_line,
         };
         let st = State {
             dates,
@@ -450,6 +486,8 @@ impl Filter {
             content: String::new(),
             pref_spans: Vec::new(),
             pref_matched: false,
+            pref_spans_valid: false,
+            line_hits: def.prefilter.hits(),
             ignore_hits: Vec::new(),
             taken: Vec::new(),
             next_warn: [0.0; 3],
@@ -482,17 +520,26 @@ impl Filter {
     /// The prefregex's named groups (None when a group took no part) as it
     /// last matched; empty when it did not match on the last line
     /// (`fail2ban-regex -v` lists them).
-    pub fn prefregex_groups(&self) -> Vec<(String, Option<String>)> {
-        match &self.def.prefregex {
-            Some(p) if self.st.pref_matched => {
-                let spans = &self.st.pref_spans;
-                p.groups(&self.st.buf, |i| spans.get(i).copied().flatten())
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect()
+    pub fn prefregex_groups(&mut self) -> Vec<(String, Option<String>)> {
+        let Filter { def, st } = self;
+        let Some(p) = def.prefregex.as_ref().filter(|_| st.pref_matched) else {
+            return Vec::new();
+        };
+        if !st.pref_spans_valid {
+            join(&st.lines, None, &mut st.buf);
+            if !find(p, &st.buf, &mut st.scratch, &mut st.logs, &def.name) {
+                return Vec::new();
             }
-            _ => Vec::new(),
+            st.pref_spans.clear();
+            st.pref_spans
+                .extend((0..=p.re.captures_len()).map(|i| st.scratch.get(i)));
+            st.pref_spans_valid = true;
         }
+        let spans = &st.pref_spans;
+        p.groups(&st.buf, |i| spans.get(i).copied().flatten())
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 
     /// The date detector (`fail2ban-regex` prints its template hits).
@@ -836,7 +883,10 @@ impl State {
         let mut res = LineResult::default();
         if def.scan && !window.iter().any(|l| l.gates.0) {
             if def.prefregex.is_some() {
-                self.pref_matched = false;
+                self.pref_matched = def
+                    .pref_any_line
+                    .is_some_and(|min| window.iter().all(|l| l.is_line_of(min)));
+                self.pref_spans_valid = false;
             }
             self.lines = window;
             return Ok(LineResult {
@@ -924,6 +974,7 @@ impl State {
         if let Some(p) = &def.prefregex {
             let m = find(p, &self.buf, &mut self.scratch, &mut self.logs, name);
             self.pref_matched = m;
+            self.pref_spans_valid = m;
             if !m {
                 return Ok(());
             }
@@ -954,6 +1005,18 @@ impl State {
                 return Ok(());
             }
         }
+        if def.per_regex {
+            let (h, l) = (&mut self.line_hits, &window[0]);
+            h.clear();
+            let b = l.text.as_bytes();
+            def.prefilter.scan(&b[..l.pre], h);
+            def.prefilter.scan(&b[l.post..], h);
+            match joint(&l.text, l.pre, l.post, def.prefilter.longest()) {
+                Joint::Nothing => {}
+                Joint::Bytes(j, n) => def.prefilter.scan(&j[..n], h),
+                Joint::TooLong => h.fill(),
+            }
+        }
         let window = &*window;
 
         let defcidr = if def.usedns == UseDns::Raw || def.opts.raw_hosts {
@@ -962,6 +1025,13 @@ impl State {
             CIDR_UNSPEC
         };
         for (idx, fr) in def.failregex.iter().enumerate() {
+            if def.per_regex
+                && def.prefilter.each[idx]
+                    .as_ref()
+                    .is_some_and(|m| !m.meets(&self.line_hits))
+            {
+                continue;
+            }
             if searched == Searched::Stale {
                 self.rebuild(window, buffer);
                 searched = Searched::Alt;
@@ -1278,16 +1348,39 @@ fn gate_of(g: &Gate, l: &Line, longest: usize) -> bool {
 /// the gate's literals (at most `longest` bytes): only the bytes next to the
 /// joint can form one.
 fn gate_at_cut(g: &Gate, text: &str, pre: usize, post: usize, longest: usize) -> bool {
-    if pre >= post || longest < 2 {
-        return false;
+    match joint(text, pre, post, longest) {
+        Joint::Nothing => false,
+        Joint::Bytes(j, n) => g.scan(&j[..n]),
+        Joint::TooLong => true,
     }
-    let mut joint = [0u8; 128];
-    let n = (longest - 1).min(joint.len() / 2);
+}
+
+/// What joining the text around a cut-out date may have made.
+enum Joint {
+    /// The cut is at an end of the line: nothing new.
+    Nothing,
+    /// The bytes on both sides of the cut a literal can span, joined.
+    Bytes([u8; 2 * JOINT_SIDE], usize),
+    /// A literal longer than the buffer holds: assume it is there.
+    TooLong,
+}
+
+const JOINT_SIDE: usize = 256;
+
+fn joint(text: &str, pre: usize, post: usize, longest: usize) -> Joint {
+    if pre >= post || pre == 0 || post >= text.len() || longest < 2 {
+        return Joint::Nothing;
+    }
+    let n = longest - 1;
+    if n > JOINT_SIDE {
+        return Joint::TooLong;
+    }
+    let mut joint = [0u8; 2 * JOINT_SIDE];
     let before = &text.as_bytes()[pre.saturating_sub(n)..pre];
     let after = &text.as_bytes()[post..(post + n).min(text.len())];
     joint[..before.len()].copy_from_slice(before);
     joint[before.len()..before.len() + after.len()].copy_from_slice(after);
-    g.scan(&joint[..before.len() + after.len()])
+    Joint::Bytes(joint, before.len() + after.len())
 }
 
 /// `int(fail.get('cidr') or family)`.

@@ -175,8 +175,18 @@ impl Regex {
         scratch: &mut Scratch,
     ) -> Result<bool, MatchError> {
         scratch.fit(self.captures + 1);
+        // The JIT entry point skips the argument checks: do the one that
+        // matters here.
+        if start > subject.len() {
+            return Err(MatchError::Other(PCRE2_ERROR_BADOFFSET));
+        }
         let rc = unsafe {
-            pcre2_match_8(
+            let run = if self.jit {
+                pcre2_jit_match_8
+            } else {
+                pcre2_match_8
+            };
+            run(
                 self.code.0,
                 subject.as_ptr(),
                 subject.len(),
@@ -253,6 +263,8 @@ pub struct Scratch {
     ctx: *mut pcre2_match_context_8,
     stack: *mut pcre2_jit_stack_8,
     data: *mut pcre2_match_data_8,
+    /// The ovector of `data` (`pairs` pairs of offsets).
+    ovector: *const usize,
     pairs: usize,
     groups: usize,
 }
@@ -288,6 +300,7 @@ impl Scratch {
                 ctx,
                 stack,
                 data,
+                ovector: pcre2_get_ovector_pointer_8(data),
                 pairs,
                 groups: 0,
             }
@@ -303,6 +316,7 @@ impl Scratch {
                     !self.data.is_null(),
                     "out of memory creating PCRE2 match data"
                 );
+                self.ovector = pcre2_get_ovector_pointer_8(self.data);
             }
             self.pairs = pairs;
         }
@@ -314,10 +328,9 @@ impl Scratch {
         if i >= self.groups {
             return None;
         }
-        let ov = unsafe {
-            std::slice::from_raw_parts(pcre2_get_ovector_pointer_8(self.data), self.pairs * 2)
-        };
-        let (s, e) = (ov[2 * i], ov[2 * i + 1]);
+        // SAFETY: `groups <= pairs` (fit before each match), and the ovector
+        // holds `pairs` pairs while `data` lives.
+        let (s, e) = unsafe { (*self.ovector.add(2 * i), *self.ovector.add(2 * i + 1)) };
         if s == usize::MAX {
             None
         } else {

@@ -108,6 +108,11 @@ impl Hits {
         }
     }
 
+    /// Every literal present (when a scan cannot tell).
+    pub(crate) fn fill(&mut self) {
+        self.bits.iter_mut().for_each(|b| *b = u64::MAX);
+    }
+
     pub fn clear(&mut self) {
         self.bits.iter_mut().for_each(|b| *b = 0);
     }
@@ -120,6 +125,11 @@ impl Hits {
         self.bits
             .get(i as usize / 64)
             .is_some_and(|b| b & (1 << (i % 64)) != 0)
+    }
+
+    /// Whether the two sets share a literal.
+    pub(crate) fn meets(&self, other: &Hits) -> bool {
+        self.bits.iter().zip(&other.bits).any(|(a, b)| a & b != 0)
     }
 }
 
@@ -497,13 +507,7 @@ impl Gate {
 
     /// Whether a shared scan found one of the literals.
     pub(crate) fn in_hits(&self, hits: &Hits) -> bool {
-        self.finder.is_none()
-            || self
-                .mask
-                .bits
-                .iter()
-                .zip(&hits.bits)
-                .any(|(m, h)| m & h != 0)
+        self.finder.is_none() || self.mask.meets(hits)
     }
 }
 
@@ -514,14 +518,26 @@ pub struct Prefilter {
     literals: Vec<Literal>,
     pub(crate) before: Gate,
     pub(crate) after: Gate,
+    /// Per regex given to [`Prefilter::new`]: the literals of which a text
+    /// it matches holds one (None: no such set).
+    pub(crate) each: Vec<Option<Hits>>,
     longest: usize,
     all: Finder,
 }
 
 impl Prefilter {
-    pub(crate) fn new(lits: &Interner, before: &Cond, after: &Cond) -> Prefilter {
+    /// The gates `before` and `after`, and a mask for each of `each` (the
+    /// failregexes, so that a line's literals tell which ones can match).
+    pub(crate) fn new(lits: &Interner, before: &Cond, after: &Cond, each: &[&Cond]) -> Prefilter {
         let (b, a) = (necessary(before, lits), necessary(after, lits));
-        let mut used: Vec<u32> = b.iter().chain(a.iter()).flatten().copied().collect();
+        let sets: Vec<Option<Vec<u32>>> = each.iter().map(|c| necessary(c, lits)).collect();
+        let mut used: Vec<u32> = b
+            .iter()
+            .chain(a.iter())
+            .chain(sets.iter().flatten())
+            .flatten()
+            .copied()
+            .collect();
         used.sort_unstable();
         used.dedup();
         let index: HashMap<u32, u32> = used
@@ -533,10 +549,19 @@ impl Prefilter {
             .iter()
             .map(|&i| lits.list[i as usize].clone())
             .collect();
+        let each = sets
+            .into_iter()
+            .map(|set| {
+                let mut mask = Hits::with_len(literals.len());
+                set?.iter().for_each(|i| mask.set(index[i]));
+                Some(mask)
+            })
+            .collect();
         Prefilter {
             longest: literals.iter().map(|l| l.text.len()).max().unwrap_or(0),
             before: Gate::new(b, &literals, &index),
             after: Gate::new(a, &literals, &index),
+            each,
             all: Finder::new(literals.iter().enumerate().map(|(i, l)| (i as u32, l))),
             literals,
         }
@@ -591,7 +616,13 @@ mod tests {
     fn accepts(p: &str, text: &str) -> bool {
         let mut lits = Interner::default();
         let c = required(&parse(p, 0).unwrap().node, &mut lits);
-        let pf = Prefilter::new(&lits, &c, &Cond::True);
+        let pf = Prefilter::new(&lits, &c, &Cond::True, &[&c]);
+        let mut own = pf.hits();
+        pf.scan(text.as_bytes(), &mut own);
+        assert_eq!(
+            pf.each[0].as_ref().map_or(true, |m| m.meets(&own)),
+            pf.before.scan(text.as_bytes())
+        );
         let mut hits = pf.hits();
         pf.scan(text.as_bytes(), &mut hits);
         assert_eq!(pf.before.scan(text.as_bytes()), pf.before.in_hits(&hits));

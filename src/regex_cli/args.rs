@@ -294,7 +294,7 @@ const SPECS: &[Spec] = &[
         &["json"],
         None,
         Opt::Json,
-        "one JSON object per failure (every failregex tried)",
+        "one JSON object per failure (every failregex tried, ids as written: no DNS)",
     ),
     (
         None,

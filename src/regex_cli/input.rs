@@ -3,6 +3,7 @@
 //! the command line; each line decoded as Fail2ban decodes it.
 
 use std::borrow::Cow;
+use std::io::{self, Read};
 
 /// The log encodings understood (`-e`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,15 +54,56 @@ fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).expect("ASCII is UTF-8")
 }
 
-/// Calls `each(number, line)` for every complete line of `data` (numbered
-/// from 1, `\n` and trailing `\r` removed).
-pub fn each_line(data: &[u8], mut each: impl FnMut(usize, &[u8])) {
-    let mut at = 0;
-    let mut n = 0;
-    for end in memchr::memchr_iter(b'\n', data) {
-        n += 1;
-        each(n, trim_eol(&data[at..end]));
-        at = end + 1;
+/// Bytes read at a time; a longer line grows the buffer.
+const CHUNK: usize = 1 << 20;
+
+/// Calls `each(number, line)` for every complete line read from `r`
+/// (numbered from 1, decoded, `\n` and trailing `\r` removed). The log is
+/// read a block at a time into one buffer; a block of valid UTF-8 is
+/// checked once, not line by line.
+pub fn each_line(
+    mut r: impl Read,
+    encoding: Encoding,
+    mut each: impl FnMut(usize, &str) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    let (mut filled, mut n) = (0, 0);
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let got = match r.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(()),
+            Ok(got) => got,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let seen = filled;
+        filled += got;
+        let Some(last) = memchr::memrchr(b'\n', &buf[seen..filled]).map(|i| seen + i) else {
+            continue;
+        };
+        let block = &buf[..=last];
+        match std::str::from_utf8(block) {
+            Ok(text) if encoding == Encoding::Utf8 => {
+                let mut at = 0;
+                for end in memchr::memchr_iter(b'\n', block) {
+                    n += 1;
+                    each(n, text[at..end].trim_end_matches(['\r', '\n']))?;
+                    at = end + 1;
+                }
+            }
+            _ => {
+                let mut at = 0;
+                for end in memchr::memchr_iter(b'\n', block) {
+                    n += 1;
+                    each(n, &encoding.decode(trim_eol(&block[at..end])))?;
+                    at = end + 1;
+                }
+            }
+        }
+        buf.copy_within(last + 1..filled, 0);
+        filled -= last + 1;
     }
 }
 
@@ -78,16 +120,31 @@ pub fn trim_eol(mut line: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    fn lines(data: &[u8], encoding: Encoding) -> Vec<(usize, String)> {
+        let mut got = Vec::new();
+        each_line(data, encoding, |n, l| {
+            got.push((n, l.to_string()));
+            Ok(())
+        })
+        .unwrap();
+        got
+    }
+
     #[test]
     fn complete_lines_only() {
-        let mut got = Vec::new();
-        each_line(b"a\r\r\n\nb\rc\nunfinished", |n, l| {
-            got.push((n, l.to_vec()))
-        });
-        assert_eq!(
-            got,
-            vec![(1, b"a".to_vec()), (2, b"".to_vec()), (3, b"b\rc".to_vec())]
-        );
+        let got = lines(b"a\r\r\n\nb\rc\nd\xffe\nunfinished", Encoding::Utf8);
+        let want = [(1, "a"), (2, ""), (3, "b\rc"), (4, "d\u{fffd}e")];
+        assert_eq!(got, want.map(|(n, l)| (n, l.to_string())));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_buffer_is_whole() {
+        let mut data = vec![b'x'; 3 * CHUNK + 5];
+        data.extend_from_slice(b"\nshort\n");
+        let got = lines(&data, Encoding::Latin1);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].1.len(), 3 * CHUNK + 5);
+        assert_eq!(got[1], (2, "short".to_string()));
     }
 
     #[test]

@@ -104,7 +104,7 @@ fn usedns(value: Option<&str>) -> UseDns {
 
 /// The LOG argument, read.
 enum LogInput {
-    File(Vec<u8>),
+    File(std::fs::File),
     Lines(Vec<String>),
 }
 
@@ -167,8 +167,12 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
         maxlines: Some(src.def.maxlines.max(1)),
         check_all: o.check_all && o.out.is_none(),
         ignore_pending: o.out.is_some(),
-        raw_hosts: o.raw,
-        now: o.now,
+        // `--json` reports ids as the log writes them, as Fail2ban's sample
+        // test does: no name is resolved.
+        raw_hosts: o.raw || o.json,
+        // One "now" for the whole run (Fail2ban reads the clock per line; a
+        // run is short, and a fixed now keeps the result reproducible).
+        now: Some(o.now.unwrap_or_else(crate::util::now)),
         report: !quiet,
         ..FilterOptions::regex_tool()
     };
@@ -189,7 +193,7 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
     }
 
     let log = if std::path::Path::new(log_arg).is_file() {
-        match std::fs::read(log_arg) {
+        match std::fs::File::open(log_arg) {
             Ok(data) => {
                 uses.push(format!("Use         log file : {log_arg}"));
                 uses.push(format!("Use         encoding : {}", o.encoding));
@@ -255,7 +259,7 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
                 None => kept.iter().try_for_each(|f| output::json(w, n, f)),
             }
         };
-        for_each_line(&log, encoding, &mut each)?;
+        for_each_line(log, encoding, &mut each)?;
         return Ok(0);
     }
 
@@ -271,7 +275,7 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
     let mut report = RegexReport::new(&filter, ropts);
     let mut pref_groups: Vec<String> = Vec::new();
     let has_pref = filter.prefregex().is_some() && o.verbose > 0;
-    for_each_line(&log, encoding, &mut |_, line| {
+    for_each_line(log, encoding, &mut |_, line| {
         let before = report.prefregex;
         report.line(&mut filter, line);
         if has_pref && report.prefregex > before && pref_groups.len() <= keep {
@@ -307,25 +311,15 @@ fn flush_uses(w: &mut dyn Write, quiet: bool, uses: &[String]) -> io::Result<()>
 
 /// Feeds each line of the log, decoded, to `each` with its number.
 fn for_each_line(
-    log: &LogInput,
+    log: LogInput,
     encoding: Encoding,
     each: &mut dyn FnMut(usize, &str) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut result = Ok(());
     match log {
-        LogInput::File(data) => input::each_line(data, |n, bytes| {
-            if result.is_ok() {
-                result = each(n, &encoding.decode(bytes));
-            }
-        }),
-        LogInput::Lines(lines) => {
-            for (i, l) in lines.iter().enumerate() {
-                result = each(i + 1, l.trim_end_matches(['\r', '\n']));
-                if result.is_err() {
-                    break;
-                }
-            }
-        }
+        LogInput::File(file) => input::each_line(file, encoding, each),
+        LogInput::Lines(lines) => lines
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, l)| each(i + 1, l.trim_end_matches(['\r', '\n']))),
     }
-    result
 }

@@ -50,6 +50,8 @@ impl std::error::Error for DateError {}
 #[derive(Debug)]
 struct Slot {
     t: Template,
+    /// Its place in the list as built (the list is reordered).
+    id: usize,
     /// Lines this template won.
     hits: u64,
     /// Whether its regex ever matched (won or not): Fail2ban's template-level
@@ -100,6 +102,58 @@ pub struct DateDetector {
     scratch: Scratch,
     /// The search whose groups `scratch` holds: template, start, subject end.
     in_scratch: Option<(usize, usize, usize)>,
+    memo: Memo,
+}
+
+/// The last conversion: its inputs (template, now, the fields' texts) and
+/// its result.
+#[derive(Debug, Default)]
+struct Memo {
+    valid: bool,
+    id: usize,
+    now: u64,
+    /// The texts, joined.
+    texts: String,
+    /// Per field: where its text ends in `texts`; None for no text.
+    ends: Vec<Option<usize>>,
+    time: Option<f64>,
+}
+
+impl Memo {
+    fn holds<'a>(&self, id: usize, now: f64, texts: impl Iterator<Item = Option<&'a str>>) -> bool {
+        if !self.valid || self.id != id || self.now != now.to_bits() {
+            return false;
+        }
+        let mut at = 0;
+        let mut n = 0;
+        for t in texts {
+            match (t, self.ends.get(n)) {
+                (None, Some(None)) => {}
+                (Some(t), Some(Some(end))) if self.texts.get(at..*end) == Some(t) => at = *end,
+                _ => return false,
+            }
+            n += 1;
+        }
+        n == self.ends.len()
+    }
+
+    fn keep<'a>(
+        &mut self,
+        id: usize,
+        now: f64,
+        texts: impl Iterator<Item = Option<&'a str>>,
+        time: Option<f64>,
+    ) {
+        self.texts.clear();
+        self.ends.clear();
+        for t in texts {
+            self.ends.push(t.map(|t| {
+                self.texts.push_str(t);
+                self.texts.len()
+            }));
+        }
+        (self.valid, self.id, self.now, self.time) = (true, id, now.to_bits(), time);
+    }
 }
 
 /// Usage of one template, for `fail2ban-regex`'s "Date template hits".
@@ -185,8 +239,10 @@ impl DateDetector {
         let templates = list
             .templates
             .into_iter()
-            .map(|t| Slot {
+            .enumerate()
+            .map(|(id, t)| Slot {
                 t,
+                id,
                 hits: 0,
                 matched: false,
                 last_used: 0.0,
@@ -211,6 +267,7 @@ impl DateDetector {
             zone,
             scratch: Scratch::default(),
             in_scratch: None,
+            memo: Memo::default(),
         })
     }
 
@@ -242,14 +299,24 @@ impl DateDetector {
         }
         let text = |g: usize| s.get(g).map(|(a, b)| &line[a..b]);
         let time = match &t.kind {
-            Kind::Pattern { fields, ampm, .. } => strptime::convert(
-                fields,
-                *ampm,
-                line,
-                s,
-                self.default_tz,
-                &mut Now::new(now, &self.zone),
-            ),
+            Kind::Pattern { fields, ampm, .. } => {
+                // Lines of a log mostly repeat the last date: the conversion
+                // is a function of the fields' texts, the template and now.
+                let id = self.templates[found.idx].id;
+                let texts = || fields.iter().map(|(g, _)| *g).chain(*ampm).map(text);
+                if !self.memo.holds(id, now, texts()) {
+                    let time = strptime::convert(
+                        fields,
+                        *ampm,
+                        line,
+                        s,
+                        self.default_tz,
+                        &mut Now::new(now, &self.zone),
+                    );
+                    self.memo.keep(id, now, texts(), time);
+                }
+                self.memo.time
+            }
             Kind::Epoch { long, group } => {
                 text(*group).and_then(|v| strptime::epoch_value(v, *long))
             }
