@@ -205,42 +205,75 @@ const MLFID_TTL: f64 = 300.0;
 
 /// Fail2ban's `Utils.Cache(maxCount=100, maxTime=300)` of connection ids:
 /// insertion-ordered, expired entries dropped on read, the oldest dropped
-/// when full.
+/// when full. Entries are boxed and found by a hash of their key, so that
+/// a full cache costs no large moves and few string comparisons per line.
 #[derive(Debug, Default)]
 struct MlfidCache {
-    entries: Vec<(String, f64, Fail)>,
+    hashes: Vec<u64>,
+    entries: Vec<Box<MlfidEntry>>,
+}
+
+#[derive(Debug)]
+struct MlfidEntry {
+    key: String,
+    expiry: f64,
+    fail: Fail,
+}
+
+/// FNV-1a: keys are short; a collision only costs a string comparison.
+fn key_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl MlfidCache {
     fn get(&mut self, key: &str, now: f64) -> Option<usize> {
-        let i = self.entries.iter().position(|(k, _, _)| k == key)?;
-        if self.entries[i].1 > now {
+        let i = self.find(key)?;
+        if self.entries[i].expiry > now {
             return Some(i);
         }
-        self.entries.remove(i);
+        self.remove(i);
         None
     }
 
     fn set(&mut self, key: &str, fail: Fail, now: f64) {
         if self.entries.len() >= MLFID_MAX {
             while !self.entries.is_empty() {
-                let (_, expiry, _) = self.entries.remove(0);
+                let expiry = self.remove(0).expiry;
                 if expiry > now && self.entries.len() < MLFID_MAX {
                     break;
                 }
             }
         }
-        match self.entries.iter_mut().find(|(k, _, _)| k == key) {
-            Some(e) => {
-                e.1 = now + MLFID_TTL;
-                e.2 = fail;
+        match self.find(key) {
+            Some(i) => {
+                let e = &mut self.entries[i];
+                e.expiry = now + MLFID_TTL;
+                e.fail = fail;
             }
-            None => self.entries.push((key.to_string(), now + MLFID_TTL, fail)),
+            None => {
+                self.hashes.push(key_hash(key));
+                self.entries.push(Box::new(MlfidEntry {
+                    key: key.to_string(),
+                    expiry: now + MLFID_TTL,
+                    fail,
+                }));
+            }
         }
     }
 
     fn find(&self, key: &str) -> Option<usize> {
-        self.entries.iter().position(|(k, _, _)| k == key)
+        let h = key_hash(key);
+        self.hashes
+            .iter()
+            .zip(&self.entries)
+            .position(|(&eh, e)| eh == h && e.key == key)
+    }
+
+    fn remove(&mut self, i: usize) -> Box<MlfidEntry> {
+        self.hashes.remove(i);
+        self.entries.remove(i)
     }
 }
 
@@ -591,7 +624,7 @@ impl Filter {
     pub fn process_line(&mut self, line: &str, out: &mut Vec<Failure>) -> LineResult {
         let now = self.now();
         let hit = self.st.dates.find(line, now);
-        self.run(Input::Found { line, hit }, None, now, out)
+        self.run(Input::Found { line, hit }, Scan::Own, now, out)
     }
 
     /// As [`Filter::process_line`], with the prefilter's literals already
@@ -605,7 +638,21 @@ impl Filter {
     ) -> LineResult {
         let now = self.now();
         let hit = self.st.dates.find(line, now);
-        self.run(Input::Found { line, hit }, Some(hits), now, out)
+        self.run(Input::Found { line, hit }, Scan::Hits(hits), now, out)
+    }
+
+    /// As [`Filter::process_line`], when a scan of a block of lines
+    /// ([`Prefilter::next_candidate`]) found whether `line` holds a literal
+    /// of the first gate (`open`).
+    pub fn process_line_gated(
+        &mut self,
+        line: &str,
+        open: bool,
+        out: &mut Vec<Failure>,
+    ) -> LineResult {
+        let now = self.now();
+        let hit = self.st.dates.find(line, now);
+        self.run(Input::Found { line, hit }, Scan::Before(open), now, out)
     }
 
     /// Processes a line whose date is known (a journal entry): `time_text`
@@ -624,19 +671,13 @@ impl Filter {
                 text,
                 time,
             },
-            None,
+            Scan::Own,
             now,
             out,
         )
     }
 
-    fn run(
-        &mut self,
-        input: Input,
-        scanned: Option<&Hits>,
-        now: f64,
-        out: &mut Vec<Failure>,
-    ) -> LineResult {
+    fn run(&mut self, input: Input, scanned: Scan, now: f64, out: &mut Vec<Failure>) -> LineResult {
         let Filter { def, st } = self;
         st.ignore_hits.clear();
         st.taken.clear();
@@ -667,6 +708,16 @@ impl Cond {
             (a, b) => Cond::And(vec![a, b]),
         }
     }
+}
+
+/// What is known of a line's literals before the filter sees it.
+enum Scan<'a> {
+    /// Nothing: the filter scans the line.
+    Own,
+    /// Every literal the raw line holds.
+    Hits(&'a Hits),
+    /// Whether the raw line holds a literal of the first gate.
+    Before(bool),
 }
 
 enum Input<'a> {
@@ -721,7 +772,7 @@ impl State {
         &mut self,
         def: &Def,
         input: Input,
-        scanned: Option<&Hits>,
+        scanned: Scan,
         now: f64,
         out: &mut Vec<Failure>,
     ) -> Result<LineResult, IdError> {
@@ -849,19 +900,19 @@ impl State {
 
         if def.scan {
             let slot = self.lines.last_mut().unwrap();
+            let n = def.prefilter.longest();
+            let at_cut = |g: &Gate| gate_at_cut(g, &slot.text, slot.pre, slot.post, n);
             slot.gates = match scanned {
-                // The shared scan saw the raw line: add what joining the text
-                // around a cut-out date may have created.
-                Some(h) if !use_last => {
-                    let n = def.prefilter.longest();
-                    let open = |g: &Gate| {
-                        g.in_hits(h) || gate_at_cut(g, &slot.text, slot.pre, slot.post, n)
-                    };
+                // A scan of the raw line: add what joining the text around a
+                // cut-out date may have created.
+                Scan::Hits(h) if !use_last => {
+                    let open = |g: &Gate| g.in_hits(h) || at_cut(g);
                     (
                         open(&def.prefilter.before),
                         Some(open(&def.prefilter.after)),
                     )
                 }
+                Scan::Before(open) if !use_last => (open || at_cut(&def.prefilter.before), None),
                 _ => (
                     gate_of(&def.prefilter.before, slot, def.prefilter.longest()),
                     None,
@@ -1245,7 +1296,7 @@ impl State {
         let user = fail.get("user").map(str::to_string);
         let (slot, users) = match cached {
             Some(i) => {
-                let cached = &mut self.mlfid.entries[i].2;
+                let cached = &mut self.mlfid.entries[i].fail;
                 let users = cached.add_user(user);
                 if cached.pop("nofail").is_some_and(|v| !v.is_empty()) {
                     flags |= 4;
@@ -1261,7 +1312,7 @@ impl State {
                 }
                 cached.update(&fail.groups, true);
                 if flags & 2 != 0 {
-                    (Slot::Local(self.mlfid.entries.remove(i).2), users)
+                    (Slot::Local(self.mlfid.remove(i).fail), users)
                 } else {
                     (Slot::Cached(mlfid.to_string()), users)
                 }
@@ -1332,7 +1383,7 @@ fn fail_of<'a>(cache: &'a mut MlfidCache, slot: &'a mut Slot) -> &'a mut Fail {
         Slot::Local(f) => f,
         Slot::Cached(key) => {
             let i = cache.find(key).expect("merged entry is cached");
-            &mut cache.entries[i].2
+            &mut cache.entries[i].fail
         }
     }
 }
@@ -1524,6 +1575,7 @@ mod tests {
     ) -> Vec<Failure> {
         let mut out = Vec::new();
         let now = f.now();
+        let scanned = scanned.map_or(Scan::Own, Scan::Hits);
         f.run(Input::Found { line, hit }, scanned, now, &mut out);
         out
     }

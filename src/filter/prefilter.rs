@@ -460,6 +460,25 @@ impl Finder {
         exact || self.caseless.as_ref().is_some_and(|a| a.is_match(text))
     }
 
+    /// Where the first literal in `text[from..]` starts.
+    fn find_from(&self, text: &[u8], from: usize) -> Option<usize> {
+        let rest = text.get(from..)?;
+        let exact = match (&self.packed, &self.exact) {
+            (Some(p), _) => p.find(rest).map(|m| m.start()),
+            (None, Some(a)) => a.find(rest).map(|m| m.start()),
+            (None, None) => None,
+        };
+        let caseless = self
+            .caseless
+            .as_ref()
+            .and_then(|a| a.find(rest))
+            .map(|m| m.start());
+        match (exact, caseless) {
+            (Some(a), Some(b)) => Some(from + a.min(b)),
+            (a, b) => a.or(b).map(|p| from + p),
+        }
+    }
+
     fn all(&self, text: &[u8], hits: &mut Hits) {
         for (a, ids) in [&self.exact, &self.caseless].iter().zip(&self.ids) {
             if let Some(a) = a {
@@ -587,6 +606,19 @@ impl Prefilter {
     /// Adds every literal found in `text` to `hits`, as a shared scan does.
     pub fn scan(&self, text: &[u8], hits: &mut Hits) {
         self.all.all(text, hits);
+    }
+
+    /// For a scan of many lines at once: where in `text[from..]` the first
+    /// literal of the first gate starts (`from` itself when the gate lets
+    /// every line by). A line holding none of them needs no regex, unless
+    /// cutting its date out joins one (see [`Filter::process_line_gated`]).
+    ///
+    /// [`Filter::process_line_gated`]: super::Filter::process_line_gated
+    pub fn next_candidate(&self, text: &[u8], from: usize) -> Option<usize> {
+        match &self.before.finder {
+            None => Some(from),
+            Some(f) => f.find_from(text, from),
+        }
     }
 }
 

@@ -77,13 +77,26 @@ impl RegexReport {
     /// empty lines are skipped as `fail2ban-regex` skips them. Returns the
     /// failures of the line that count (no-fail ones left out).
     pub fn line(&mut self, filter: &mut Filter, line: &str) -> &[Failure] {
+        self.line_gated(filter, line, None)
+    }
+
+    /// As [`RegexReport::line`], with `open` from a scan of many lines
+    /// (see [`Filter::process_line_gated`]).
+    pub fn line_gated(
+        &mut self,
+        filter: &mut Filter,
+        line: &str,
+        open: Option<bool>,
+    ) -> &[Failure] {
         let line = line.trim_end_matches(['\r', '\n']);
+        self.failures.clear();
         if line.starts_with('#') || line.is_empty() {
-            self.failures.clear();
             return &self.failures;
         }
-        self.failures.clear();
-        let r = filter.process_line(line, &mut self.failures);
+        let r = match open {
+            Some(open) => filter.process_line_gated(line, open, &mut self.failures),
+            None => filter.process_line(line, &mut self.failures),
+        };
         self.count(filter, line, r)
     }
 

@@ -57,14 +57,20 @@ fn ascii(bytes: &[u8]) -> &str {
 /// Bytes read at a time; a longer line grows the buffer.
 const CHUNK: usize = 1 << 20;
 
-/// Calls `each(number, line)` for every complete line read from `r`
+/// Finds where in `block[from..]` the next line that may matter holds a
+/// literal (see [`crate::filter::Prefilter::next_candidate`]).
+pub type Gate<'a> = &'a dyn Fn(&[u8], usize) -> Option<usize>;
+
+/// Calls `each(number, line, open)` for every complete line read from `r`
 /// (numbered from 1, decoded, `\n` and trailing `\r` removed). The log is
 /// read a block at a time into one buffer; a block of valid UTF-8 is
-/// checked once, not line by line.
+/// checked once, not line by line, and `gate` runs over it in one pass
+/// (`open` tells whether the line holds a literal; None when not known).
 pub fn each_line(
     mut r: impl Read,
     encoding: Encoding,
-    mut each: impl FnMut(usize, &str) -> io::Result<()>,
+    gate: Option<Gate>,
+    mut each: impl FnMut(usize, &str, Option<bool>) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     let (mut filled, mut n) = (0, 0);
@@ -84,20 +90,25 @@ pub fn each_line(
             continue;
         };
         let block = &buf[..=last];
+        let mut at = 0;
         match std::str::from_utf8(block) {
+            // Literals are UTF-8: the raw bytes of a UTF-8 block can be scanned.
             Ok(text) if encoding == Encoding::Utf8 => {
-                let mut at = 0;
+                let mut next = gate.map(|g| g(block, 0));
                 for end in memchr::memchr_iter(b'\n', block) {
                     n += 1;
-                    each(n, text[at..end].trim_end_matches(['\r', '\n']))?;
+                    let open = next.map(|p| p.is_some_and(|p| p < end));
+                    each(n, text[at..end].trim_end_matches(['\r', '\n']), open)?;
+                    if open == Some(true) {
+                        next = gate.map(|g| g(block, end + 1));
+                    }
                     at = end + 1;
                 }
             }
             _ => {
-                let mut at = 0;
                 for end in memchr::memchr_iter(b'\n', block) {
                     n += 1;
-                    each(n, &encoding.decode(trim_eol(&block[at..end])))?;
+                    each(n, &encoding.decode(trim_eol(&block[at..end])), None)?;
                     at = end + 1;
                 }
             }
@@ -122,12 +133,34 @@ mod tests {
 
     fn lines(data: &[u8], encoding: Encoding) -> Vec<(usize, String)> {
         let mut got = Vec::new();
-        each_line(data, encoding, |n, l| {
+        each_line(data, encoding, None, |n, l, open| {
+            assert_eq!(open, None);
             got.push((n, l.to_string()));
             Ok(())
         })
         .unwrap();
         got
+    }
+
+    #[test]
+    fn the_gate_marks_the_lines_holding_a_literal() {
+        let find =
+            |b: &[u8], from: usize| memchr::memmem::find(&b[from..], b"fail").map(|p| p + from);
+        let mut got = Vec::new();
+        let data = b"a fail\nb\nfail fail\nc\nd failed\r\n";
+        each_line(&data[..], Encoding::Utf8, Some(&find), |_, l, open| {
+            got.push((l.to_string(), open.unwrap()));
+            Ok(())
+        })
+        .unwrap();
+        let want = [
+            ("a fail", true),
+            ("b", false),
+            ("fail fail", true),
+            ("c", false),
+            ("d failed", true),
+        ];
+        assert_eq!(got, want.map(|(l, o)| (l.to_string(), o)));
     }
 
     #[test]

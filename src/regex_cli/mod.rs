@@ -241,7 +241,7 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
     let started = Instant::now();
     if quiet {
         let mut found = Vec::new();
-        let mut each = |n: usize, line: &str| -> io::Result<()> {
+        let mut each = |n: usize, line: &str, _: Option<bool>| -> io::Result<()> {
             if line.starts_with('#') || line.is_empty() {
                 return Ok(());
             }
@@ -259,7 +259,7 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
                 None => kept.iter().try_for_each(|f| output::json(w, n, f)),
             }
         };
-        for_each_line(log, encoding, &mut each)?;
+        for_each_line(log, encoding, None, &mut each)?;
         return Ok(0);
     }
 
@@ -275,9 +275,13 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
     let mut report = RegexReport::new(&filter, ropts);
     let mut pref_groups: Vec<String> = Vec::new();
     let has_pref = filter.prefregex().is_some() && o.verbose > 0;
-    for_each_line(log, encoding, &mut |_, line| {
+    // One scan per block finds the lines that may matter.
+    let prefilter = filter.prefilter().clone();
+    let gate = |block: &[u8], from: usize| prefilter.next_candidate(block, from);
+    let gate: Option<input::Gate> = filter.prefilter_rejects().then_some(&gate);
+    for_each_line(log, encoding, gate, &mut |_, line, open| {
         let before = report.prefregex;
-        report.line(&mut filter, line);
+        report.line_gated(&mut filter, line, open);
         if has_pref && report.prefregex > before && pref_groups.len() <= keep {
             pref_groups.push(if pref_groups.len() < keep {
                 output::groups_repr(&filter.prefregex_groups())
@@ -309,17 +313,19 @@ fn flush_uses(w: &mut dyn Write, quiet: bool, uses: &[String]) -> io::Result<()>
     Ok(())
 }
 
-/// Feeds each line of the log, decoded, to `each` with its number.
+/// Feeds each line of the log, decoded, to `each` with its number and,
+/// when `gate` is given and could run, whether it holds a literal.
 fn for_each_line(
     log: LogInput,
     encoding: Encoding,
-    each: &mut dyn FnMut(usize, &str) -> io::Result<()>,
+    gate: Option<input::Gate>,
+    each: &mut dyn FnMut(usize, &str, Option<bool>) -> io::Result<()>,
 ) -> io::Result<()> {
     match log {
-        LogInput::File(file) => input::each_line(file, encoding, each),
+        LogInput::File(file) => input::each_line(file, encoding, gate, each),
         LogInput::Lines(lines) => lines
             .iter()
             .enumerate()
-            .try_for_each(|(i, l)| each(i + 1, l.trim_end_matches(['\r', '\n']))),
+            .try_for_each(|(i, l)| each(i + 1, l.trim_end_matches(['\r', '\n']), None)),
     }
 }
