@@ -60,6 +60,7 @@ impl Compiled {
             dotall: parsed.flags & FLAG_S != 0,
             ucp: true,
             alt_circumflex: true,
+            partial: false,
         };
         let re = Regex::new(&pyre::to_pcre2(&parsed), flags).map_err(|e| fail(&e))?;
         let cond = required(&parsed.node, lits);

@@ -41,6 +41,10 @@ pub struct FilterOptions {
     /// Keep what `fail2ban-regex`'s summary needs: whether the prefregex
     /// matched on every line, and which buffered lines a multi-line match took.
     pub report: bool,
+    /// Failures carry what a summary counts (id, time, regex, flags), not
+    /// their lines (`matches`) and captures (`data`): `fail2ban-regex`'s
+    /// report needs no more, and a busy log is read faster.
+    pub counts_only: bool,
     /// Resolves DNS names for `usedns = yes|warn`.
     pub resolver: Arc<dyn Resolver>,
 }
@@ -59,6 +63,7 @@ impl FilterOptions {
             now: None,
             prefilter: true,
             report: false,
+            counts_only: false,
             resolver: Arc::new(SystemResolver::default()),
         }
     }
@@ -1204,7 +1209,14 @@ impl State {
                 time = now;
             }
             for id in ids {
-                out.push(failure(f, idx, id, time, date.is_some()));
+                out.push(failure(
+                    f,
+                    idx,
+                    id,
+                    time,
+                    date.is_some(),
+                    def.opts.counts_only,
+                ));
                 res.failures += 1;
             }
             if !def.opts.check_all {
@@ -1443,18 +1455,33 @@ fn cidr_of(f: &Fail, family: i128) -> Result<i128, IdError> {
     }
 }
 
-fn failure(f: &Fail, regex: usize, id: Option<Id>, time: f64, dated: bool) -> Failure {
+/// The failure as the filter hands it out; with `counts_only` without its
+/// lines and captures.
+fn failure(
+    f: &Fail,
+    regex: usize,
+    id: Option<Id>,
+    time: f64,
+    dated: bool,
+    counts_only: bool,
+) -> Failure {
     let target = f.ip.as_ref().or(id.as_ref());
+    let (matches, data) = if counts_only {
+        (Vec::new(), Vec::new())
+    } else {
+        let data = f
+            .groups
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
+            .collect();
+        (f.matches.clone(), data)
+    };
     Failure {
         fid: id.as_ref().map(Id::text).unwrap_or_default(),
         addr: target.and_then(Id::ip),
         time,
-        matches: f.matches.clone(),
-        data: f
-            .groups
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
-            .collect(),
+        matches,
+        data,
         nofail: f.truthy("nofail"),
         regex,
         prefix_len: target.and_then(Id::prefix_len),

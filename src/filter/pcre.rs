@@ -17,6 +17,8 @@ pub struct Flags {
     pub ucp: bool,
     /// In multi-line mode `^` also matches after a final newline, as in Python.
     pub alt_circumflex: bool,
+    /// Also JIT-compile for [`Regex::settles`].
+    pub partial: bool,
 }
 
 /// Why a pattern did not compile.
@@ -66,6 +68,8 @@ pub struct Regex {
     /// (group index, name), sorted by index.
     names: Arc<[(usize, Box<str>)]>,
     jit: bool,
+    /// JIT-compiled for hard partial matching too.
+    partial: bool,
 }
 
 impl std::fmt::Debug for Regex {
@@ -122,6 +126,9 @@ impl Regex {
         }
         let code = Code(code);
         let jit = unsafe { pcre2_jit_compile_8(code.0, PCRE2_JIT_COMPLETE) } == 0;
+        let partial = jit
+            && flags.partial
+            && unsafe { pcre2_jit_compile_8(code.0, PCRE2_JIT_PARTIAL_HARD) } == 0;
         let mut captures: u32 = 0;
         unsafe {
             pcre2_pattern_info_8(
@@ -137,6 +144,7 @@ impl Regex {
             captures: captures as usize,
             names: names.into(),
             jit,
+            partial,
         })
     }
 
@@ -211,6 +219,31 @@ impl Regex {
         }
     }
 
+    /// Whether this regex (built with [`Flags::partial`]) finds a complete
+    /// match in `subject` without ever needing what would follow its end
+    /// (PCRE2's hard partial matching). Then it finds the same match, with
+    /// the same groups (left in `scratch`), in every subject that starts
+    /// with `subject`. False when it cannot tell.
+    pub fn settles(&self, subject: &str, scratch: &mut Scratch) -> bool {
+        if !self.partial {
+            return false;
+        }
+        scratch.fit(self.captures + 1);
+        let rc = unsafe {
+            pcre2_jit_match_8(
+                self.code.0,
+                subject.as_ptr(),
+                subject.len(),
+                0,
+                PCRE2_NO_UTF_CHECK | PCRE2_PARTIAL_HARD,
+                scratch.data,
+                scratch.ctx,
+            )
+        };
+        scratch.groups = self.captures + 1;
+        rc >= 0
+    }
+
     /// `find_at` from the start of `subject`.
     pub fn find(&self, subject: &str, scratch: &mut Scratch) -> Result<bool, MatchError> {
         self.find_at(subject, 0, scratch)
@@ -264,7 +297,7 @@ pub struct Scratch {
     stack: *mut pcre2_jit_stack_8,
     data: *mut pcre2_match_data_8,
     /// The ovector of `data` (`pairs` pairs of offsets).
-    ovector: *const usize,
+    ovector: *mut usize,
     pairs: usize,
     groups: usize,
 }
@@ -320,6 +353,23 @@ impl Scratch {
             }
             self.pairs = pairs;
         }
+    }
+
+    /// The raw spans of the last match (PCRE2's ovector, unset groups as
+    /// `usize::MAX`), to [`Scratch::restore`] later.
+    pub fn raw(&self) -> &[usize] {
+        // SAFETY: see `get`.
+        unsafe { std::slice::from_raw_parts(self.ovector, 2 * self.groups) }
+    }
+
+    /// Puts back spans taken with [`Scratch::raw`], as if that match had
+    /// just been made.
+    pub fn restore(&mut self, raw: &[usize]) {
+        let groups = raw.len() / 2;
+        self.fit(groups);
+        // SAFETY: `fit` made room for `groups` pairs; the ovector is ours.
+        unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), self.ovector, raw.len()) };
+        self.groups = groups;
     }
 
     /// Span of group `i` (0 is the whole match) of the last successful match,

@@ -174,6 +174,7 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
         // run is short, and a fixed now keeps the result reproducible).
         now: Some(o.now.unwrap_or_else(crate::util::now)),
         report: !quiet,
+        counts_only: !quiet,
         ..FilterOptions::regex_tool()
     };
     let mut filter = match Filter::new(&src.def, opts) {

@@ -103,6 +103,52 @@ pub struct DateDetector {
     /// The search whose groups `scratch` holds: template, start, subject end.
     in_scratch: Option<(usize, usize, usize)>,
     memo: Memo,
+    prefix: Prefix,
+}
+
+/// How far a line must equal the line a template last matched (anchored at
+/// the line start) for the same match: lines of a log mostly start with the
+/// same date as the one before, and the regex need not run again.
+#[derive(Debug, Default)]
+struct Prefix {
+    /// The template (`Slot::id`); None before the first match.
+    id: Option<usize>,
+    text: Vec<u8>,
+    /// The match's raw spans (see [`Scratch::raw`]).
+    spans: Vec<usize>,
+}
+
+/// How many characters past a match to look for its end.
+const PREFIX_SLACK: usize = 8;
+
+impl Prefix {
+    fn holds(&self, id: usize, line: &str) -> bool {
+        self.id == Some(id) && line.as_bytes().starts_with(&self.text)
+    }
+
+    /// After template `slot` matched `line` (spans in `scratch`): the
+    /// shortest start of the line on which its regex settles the same match
+    /// (see [`crate::filter::pcre::Regex::settles`]), if one is near.
+    fn learn(&mut self, slot: &Slot, line: &str, scratch: &mut Scratch) {
+        self.id = None;
+        let Some((_, end)) = scratch.get(0) else {
+            return;
+        };
+        self.spans.clear();
+        self.spans.extend_from_slice(scratch.raw());
+        let mut ends = line[end..]
+            .char_indices()
+            .map(|(i, c)| end + i + c.len_utf8())
+            .take(PREFIX_SLACK);
+        let Some(k) = ends.find(|&k| slot.t.regex.settles(&line[..k], scratch)) else {
+            return;
+        };
+        // A settled match is the same match: keep the spans found above.
+        self.text.clear();
+        self.text.extend_from_slice(&line.as_bytes()[..k]);
+        self.id = Some(slot.id);
+        scratch.restore(&self.spans);
+    }
 }
 
 /// The last conversion: its inputs (template, now, the fields' texts) and
@@ -268,6 +314,7 @@ impl DateDetector {
             scratch: Scratch::default(),
             in_scratch: None,
             memo: Memo::default(),
+            prefix: Prefix::default(),
         })
     }
 
@@ -344,17 +391,25 @@ impl DateDetector {
     /// `from`; returns the match in characters.
     fn search(&mut self, idx: usize, line: &str, from: usize, subject_end: usize) -> Option<Found> {
         let slot = &mut self.templates[idx];
+        let whole = from == 0 && subject_end == line.len() && slot.t.flags & LINE_BEGIN != 0;
+        let same = whole && self.prefix.holds(slot.id, line);
         // Python finds nothing when the range is reversed.
-        let ok = from <= subject_end
-            && matches!(
-                slot.t
-                    .regex
-                    .find_at(&line[..subject_end], from, &mut self.scratch),
-                Ok(true)
-            );
+        let ok = same
+            || (from <= subject_end
+                && matches!(
+                    slot.t
+                        .regex
+                        .find_at(&line[..subject_end], from, &mut self.scratch),
+                    Ok(true)
+                ));
         self.in_scratch = None;
         if !ok {
             return None;
+        }
+        if same {
+            self.scratch.restore(&self.prefix.spans);
+        } else if whole {
+            self.prefix.learn(slot, line, &mut self.scratch);
         }
         slot.matched = true;
         let (a, b) = self.scratch.get(0).expect("group 0 of a match");

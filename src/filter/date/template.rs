@@ -264,6 +264,9 @@ fn finish(name: String, source: String, flags: u8, kind: Kind) -> Result<Templat
         &pcre,
         Flags {
             ucp: true,
+            // A template anchored at the line start can vouch for its match
+            // on the next lines (see `DateDetector::search`).
+            partial: flags & LINE_BEGIN != 0,
             ..Flags::default()
         },
     )
