@@ -1,8 +1,12 @@
 //! Dispatch of the `logban` binary to its programs by invocation name or first
-//! argument.
+//! argument, and the two small programs that set up an installation:
+//! `config write-defaults` and `install-links`.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::config::embedded::{self, Written};
 
 /// The programs the binary holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,7 +14,18 @@ pub enum Program {
     Server,
     Client,
     Regex,
+    /// `logban config write-defaults [--force] DIR`.
+    Config,
+    /// `logban install-links [--force] DIR`.
+    InstallLinks,
 }
+
+/// The names the binary answers to as a link (what `install-links` creates).
+pub const LINK_NAMES: [(&str, Program); 3] = [
+    ("fail2ban-server", Program::Server),
+    ("fail2ban-client", Program::Client),
+    ("fail2ban-regex", Program::Regex),
+];
 
 /// Picks the program from argv[0] (a `fail2ban-*` link) or the first argument.
 /// Returns the program and the arguments that follow its name.
@@ -24,6 +39,8 @@ pub fn pick(args: &[OsString]) -> Option<(Program, Vec<OsString>)> {
         "fail2ban-server" | "server" => Some(Program::Server),
         "fail2ban-client" | "client" => Some(Program::Client),
         "fail2ban-regex" | "regex" => Some(Program::Regex),
+        "config" => Some(Program::Config),
+        "install-links" => Some(Program::InstallLinks),
         _ => None,
     };
     if invoked.starts_with("fail2ban-") {
@@ -154,10 +171,12 @@ pub fn parse_opts(args: &[String]) -> Result<(Opts, Vec<String>), String> {
     Ok((o, args[i.min(args.len())..].to_vec()))
 }
 
-const USAGE: &str = "usage: logban <server|client|regex> [ARGS...]
+const USAGE: &str = "usage: logban <server|client|regex|config|install-links> [ARGS...]
   logban server [-c DIR] [-f] [-x] start     run the daemon (fail2ban-server)
   logban client [-c DIR] COMMAND ...         control it (fail2ban-client)
-  logban regex [OPTIONS] LOG FILTER          test a filter (fail2ban-regex)";
+  logban regex [OPTIONS] LOG FILTER          test a filter (fail2ban-regex)
+  logban config write-defaults [--force] DIR write the embedded configuration into DIR
+  logban install-links [--force] DIR         link fail2ban-server, -client, -regex in DIR to logban";
 
 /// Entry point of the binary; returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -175,6 +194,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 .collect();
             crate::regex_cli::main(&prog, &rest)
         }
+        Some((Program::Config, rest)) => config_main(&rest),
+        Some((Program::InstallLinks, rest)) => install_links_main(&rest),
         Some((prog, _rest)) => {
             eprintln!("logban: {prog:?} is not built yet");
             2
@@ -182,6 +203,193 @@ pub fn main(args: Vec<OsString>) -> i32 {
         None => {
             eprintln!("{USAGE}");
             2
+        }
+    }
+}
+
+/// `[--force] DIR` (in any order), the arguments of both setup programs.
+/// None asks for the usage text (`-h`, `--help`, or a mistake, reported).
+fn force_and_dir(args: &[OsString], usage: &str) -> Option<(bool, PathBuf)> {
+    let mut force = false;
+    let mut dir = None;
+    for a in args {
+        match a.to_str() {
+            Some("-f" | "--force") => force = true,
+            Some("-h" | "--help") => {
+                println!("{usage}");
+                return None;
+            }
+            Some(o) if o.starts_with('-') && o.len() > 1 => {
+                eprintln!("logban: unknown option {o}\n{usage}");
+                return None;
+            }
+            _ if dir.is_none() => dir = Some(PathBuf::from(a)),
+            _ => {
+                eprintln!("logban: one directory only\n{usage}");
+                return None;
+            }
+        }
+    }
+    if dir.is_none() {
+        eprintln!("{usage}");
+    }
+    Some((force, dir?))
+}
+
+/// 0 after `--help`, 2 after a usage mistake (already reported).
+fn usage_exit(args: &[OsString]) -> i32 {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        0
+    } else {
+        2
+    }
+}
+
+fn config_main(args: &[OsString]) -> i32 {
+    const USAGE: &str = "usage: logban config write-defaults [--force] DIR
+  Writes logban's embedded configuration (the mail-server profile) into DIR,
+  the tree logban reads when its configuration directory does not exist.
+  Files that exist with other content are kept unless --force is given.";
+    if args.first().map_or(true, |a| a != "write-defaults") {
+        if usage_exit(args) == 0 {
+            println!("{USAGE}");
+        } else {
+            eprintln!("{USAGE}");
+        }
+        return usage_exit(args);
+    }
+    let Some((force, dir)) = force_and_dir(&args[1..], USAGE) else {
+        return usage_exit(args);
+    };
+    match embedded::write_defaults(&dir, force) {
+        Ok(done) => {
+            let mut unchanged = 0;
+            for (path, what) in done {
+                match what {
+                    Written::Created => println!("wrote {}", path.display()),
+                    Written::Replaced => println!("replaced {}", path.display()),
+                    Written::Unchanged => unchanged += 1,
+                }
+            }
+            if unchanged > 0 {
+                println!("{unchanged} files already held the defaults");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("logban: {e}");
+            1
+        }
+    }
+}
+
+/// What [`install_links`] did with one name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linked {
+    Created,
+    /// It already pointed to the binary.
+    Present,
+    /// Something else was there (only with `force`).
+    Replaced,
+}
+
+/// Creates `dir/fail2ban-server`, `-client` and `-regex` (see [`LINK_NAMES`])
+/// as symbolic links to `target`. A name that already resolves to `target`
+/// is left alone; anything else there is replaced only with `force`, and
+/// without it nothing changes (the error, of kind `AlreadyExists`, names the
+/// files).
+pub fn install_links(dir: &Path, target: &Path, force: bool) -> io::Result<Vec<(PathBuf, Linked)>> {
+    let with_path = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    };
+    if !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    let real_target = std::fs::canonicalize(target).map_err(with_path(target))?;
+    let mut plan = Vec::with_capacity(LINK_NAMES.len());
+    let mut foreign = Vec::new();
+    for (name, _) in LINK_NAMES {
+        let link = dir.join(name);
+        let what = match link.symlink_metadata() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Linked::Created,
+            Err(e) => return Err(with_path(&link)(e)),
+            Ok(_) if std::fs::canonicalize(&link).is_ok_and(|p| p == real_target) => {
+                Linked::Present
+            }
+            Ok(meta) if meta.is_dir() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} is a directory", link.display()),
+                ))
+            }
+            Ok(_) => {
+                foreign.push(link.display().to_string());
+                Linked::Replaced
+            }
+        };
+        plan.push((link, what));
+    }
+    if !force && !foreign.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{}: not a link to {} (--force replaces)",
+                foreign.join(", "),
+                real_target.display()
+            ),
+        ));
+    }
+    for (link, what) in &plan {
+        match what {
+            Linked::Present => {}
+            Linked::Created => {
+                std::os::unix::fs::symlink(&real_target, link).map_err(with_path(link))?
+            }
+            Linked::Replaced => {
+                // A new link renamed over the old file: the name never goes missing.
+                let name = link.file_name().unwrap_or_default().to_string_lossy();
+                let tmp = link.with_file_name(format!(".{name}.logban-new"));
+                let _ = std::fs::remove_file(&tmp);
+                std::os::unix::fs::symlink(&real_target, &tmp).map_err(with_path(&tmp))?;
+                std::fs::rename(&tmp, link).map_err(|e| {
+                    let _ = std::fs::remove_file(&tmp);
+                    with_path(link)(e)
+                })?;
+            }
+        }
+    }
+    Ok(plan)
+}
+
+fn install_links_main(args: &[OsString]) -> i32 {
+    const USAGE: &str = "usage: logban install-links [--force] DIR
+  Creates DIR/fail2ban-server, DIR/fail2ban-client and DIR/fail2ban-regex as
+  links to this binary, which then answers as those programs. A file there
+  that is not already such a link is kept unless --force is given.";
+    let Some((force, dir)) = force_and_dir(args, USAGE) else {
+        return usage_exit(args);
+    };
+    let result = std::env::current_exe().and_then(|me| install_links(&dir, &me, force));
+    match result {
+        Ok(done) => {
+            for (link, what) in done {
+                let what = match what {
+                    Linked::Created => "created",
+                    Linked::Present => "already there",
+                    Linked::Replaced => "replaced",
+                };
+                let to = std::fs::read_link(&link).unwrap_or_default();
+                println!("{} -> {} ({what})", link.display(), to.display());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("logban: {e}");
+            1
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Small helpers shared by several modules: address parsing and wall-clock time.
+//! Small helpers shared by several modules: address parsing, wall-clock
+//! time, this host's names, Python's `repr()`.
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 /// Seconds since the Unix epoch, as Fail2ban counts time (a float).
 pub fn now() -> f64 {
@@ -28,9 +30,68 @@ pub fn parse_addr(s: &str) -> Option<IpAddr> {
     })
 }
 
+/// This host's name as `gethostname` gives it; empty when it cannot be read.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; we stop at the first NUL
+    // (or the buffer's end).
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return String::new();
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+/// This host's (fully qualified, short) names, as Fail2ban's `<fq-hostname>`
+/// and `<sh-hostname>` give them: the resolver's canonical name when it has
+/// a dot (Python's `getfqdn`), else the host name; and the host name.
+/// Looked up once.
+pub fn host_names() -> &'static (String, String) {
+    static NAMES: OnceLock<(String, String)> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let short = hostname();
+        let fq = canonical_name(&short)
+            .filter(|n| n.contains('.'))
+            .unwrap_or_else(|| short.clone());
+        (fq, short)
+    })
+}
+
+/// The canonical name of `host` from the resolver.
+fn canonical_name(host: &str) -> Option<String> {
+    let c_host = std::ffi::CString::new(host).ok()?;
+    // SAFETY: zeroed addrinfo is a valid "no hints" value; we set the flag.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C string and hints; `res` is freed below on success.
+    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if rc != 0 || res.is_null() {
+        return None;
+    }
+    // SAFETY: getaddrinfo succeeded, `res` points to a list whose first
+    // entry carries the canonical name (or NULL).
+    let name = unsafe {
+        let p = (*res).ai_canonname;
+        let name =
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned());
+        libc::freeaddrinfo(res);
+        name
+    };
+    name.filter(|n| !n.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_agree() {
+        let (fq, short) = host_names();
+        assert_eq!(*short, hostname());
+        assert!(!short.is_empty());
+        assert!(fq == short || fq.contains('.'), "{fq:?} for {short:?}");
+    }
 
     #[test]
     fn mapped_v6_folds_to_v4() {
@@ -90,8 +151,9 @@ fn write_repr(out: &mut String, value: &serde_json::Value) {
     }
 }
 
-/// Python's float repr: shortest round-trip digits, always with a point or exponent.
-fn py_float(f: f64) -> String {
+/// Python's `repr()` (and `str()`) of a float: shortest round-trip digits,
+/// always with a point or exponent (`1700000000.0`, `1700000000.25`, `1e+20`).
+pub fn py_float(f: f64) -> String {
     if f.is_infinite() {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
@@ -160,5 +222,11 @@ mod repr_tests {
             "[{'sshd': []}, None, True, 1.5]"
         );
         assert_eq!(py_repr(&json!(1e20)), "1e+20");
+    }
+
+    #[test]
+    fn python_float() {
+        assert_eq!(py_float(1700000000.0), "1700000000.0");
+        assert_eq!(py_float(1700000000.25), "1700000000.25");
     }
 }

@@ -10,17 +10,7 @@ use std::path::Path;
 
 use logban::action::{BackendKind, Cause, JailActions, Settings, StopMode, Ticket};
 use logban::config::ActionDef;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn tickets(ids: &[&str]) -> Vec<Ticket> {
-    ids.iter().map(|s| Ticket::new(*s)).collect()
-}
+use netns::{rt, tickets};
 
 /// The actions of jail `t` from `action` (one per line) with `files` added
 /// to a copy of /etc/fail2ban.
@@ -29,9 +19,7 @@ fn defs(
     files: &[(&str, &str)],
     action_files: &[&str],
 ) -> (tempfile::TempDir, Vec<ActionDef>) {
-    let local = format!(
-        "[sshd]\nenabled = false\n\n[t]\nenabled = true\nfilter =\nlogpath = /dev/null\naction = {action}\n"
-    );
+    let local = netns::jail_local("t", &format!("action = {action}"));
     let mut all = vec![("jail.local", local.as_str())];
     all.extend_from_slice(files);
     netns::action_defs(&all, "t", action_files)

@@ -9,12 +9,8 @@ mod netns;
 use std::io::ErrorKind;
 use std::process::Command;
 
-use logban::action::{BackendKind, JailActions, Settings, StopMode, Ticket};
-use netns::{action_defs, connect_from, in_netns, server_addr, Captured, Pair};
-
-fn tickets(ids: &[&str]) -> Vec<Ticket> {
-    ids.iter().map(|s| Ticket::new(*s)).collect()
-}
+use logban::action::{BackendKind, JailActions, Settings, StopMode};
+use netns::{action_defs, connect_from, server_addr, tickets, Captured, Pair};
 
 fn run(cmd: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(cmd).args(args).output().unwrap();
@@ -25,10 +21,7 @@ fn run(cmd: &str, args: &[&str]) -> (bool, String) {
 }
 
 fn jail_local(banaction: &str) -> String {
-    format!(
-        "[sshd]\nenabled = false\n\n[web]\nenabled = true\nfilter =\nlogpath = /dev/null\n\
-         port = 2222\nbanaction = {banaction}\n"
-    )
+    netns::jail_local("web", &format!("port = 2222\nbanaction = {banaction}"))
 }
 
 /// Bans and unbans in batches of two addresses per family with `banaction`,
@@ -45,36 +38,28 @@ fn ban_cycle(tag: &str, banaction: &str, check: fn(bool)) -> String {
     );
     let attacker = pair.attacker.clone();
     let log = Captured::default();
-    let writer = log.clone();
-    in_netns(&pair.server, move || {
-        let _guard = writer.install();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let acts = JailActions::new("web", &defs, &Settings::default());
-            assert_eq!(acts.status()[0].kind, BackendKind::Command);
-            acts.start(vec![]).await.unwrap();
-            let bans = tickets(&["192.0.2.2", "198.51.100.4", "2001:db8::2", "2001:db8::99"]);
-            acts.ban(bans.clone()).await.unwrap();
-            for v6 in [false, true] {
-                assert_eq!(
-                    connect_from(&attacker, server_addr(v6, 2222)),
-                    Err(ErrorKind::ConnectionRefused),
-                    "v6: {v6}"
-                );
-                assert_eq!(connect_from(&attacker, server_addr(v6, 8081)), Ok(()));
-            }
-            check(true);
-            acts.unban(bans).await.unwrap();
-            for v6 in [false, true] {
-                assert_eq!(connect_from(&attacker, server_addr(v6, 2222)), Ok(()));
-            }
-            check(false);
-            assert!(acts.enforced());
-            acts.stop(vec![], StopMode::Full).await.unwrap();
-        });
+    netns::block_on_logged_in(&pair.server, &log, move || async move {
+        let acts = JailActions::new("web", &defs, &Settings::default());
+        assert_eq!(acts.status()[0].kind, BackendKind::Command);
+        acts.start(vec![]).await.unwrap();
+        let bans = tickets(&["192.0.2.2", "198.51.100.4", "2001:db8::2", "2001:db8::99"]);
+        acts.ban(bans.clone()).await.unwrap();
+        for v6 in [false, true] {
+            assert_eq!(
+                connect_from(&attacker, server_addr(v6, 2222)),
+                Err(ErrorKind::ConnectionRefused),
+                "v6: {v6}"
+            );
+            assert_eq!(connect_from(&attacker, server_addr(v6, 8081)), Ok(()));
+        }
+        check(true);
+        acts.unban(bans).await.unwrap();
+        for v6 in [false, true] {
+            assert_eq!(connect_from(&attacker, server_addr(v6, 2222)), Ok(()));
+        }
+        check(false);
+        assert!(acts.enforced());
+        acts.stop(vec![], StopMode::Full).await.unwrap();
     });
     log.text()
 }

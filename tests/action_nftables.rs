@@ -8,60 +8,15 @@ mod netns;
 use std::io::ErrorKind;
 use std::process::Command;
 
-use logban::action::{BackendKind, Cause, JailActions, Settings, StopMode, Ticket};
+use logban::action::{BackendKind, Cause, JailActions, Settings, StopMode};
 use logban::config::ActionDef;
-use netns::{action_defs, block_on_in, connect_from, server_addr, Pair};
+use netns::{
+    action_defs, block_on_in, connect_from, nft, nft_elements as elements, server_addr, tickets,
+    Pair,
+};
 
 fn jail_local(jail: &str, banaction: &str, extra: &str) -> String {
-    format!(
-        "[sshd]\nenabled = false\n\n[{jail}]\nenabled = true\nfilter =\nlogpath = /dev/null\n\
-         banaction = {banaction}\n{extra}\n"
-    )
-}
-
-fn tickets(ids: &[&str]) -> Vec<Ticket> {
-    ids.iter().map(|s| Ticket::new(*s)).collect()
-}
-
-/// `nft` run on the calling thread (inside the test's namespace).
-fn nft(args: &[&str]) -> String {
-    let out = Command::new("nft").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "nft {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The elements of a set, as listed.
-fn elements(set: &str) -> Vec<String> {
-    let v: serde_json::Value =
-        serde_json::from_str(&nft(&["-j", "list", "set", "inet", "f2b-table", set])).unwrap();
-    let set = v["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|x| x.get("set"))
-        .unwrap()
-        .clone();
-    let mut out: Vec<String> = set["elem"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| match e {
-                    serde_json::Value::String(s) => s.clone(),
-                    o => format!(
-                        "{}/{}",
-                        o["prefix"]["addr"].as_str().unwrap(),
-                        o["prefix"]["len"]
-                    ),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    netns::jail_local(jail, &format!("banaction = {banaction}\n{extra}"))
 }
 
 fn rules_on(set: &str) -> usize {
@@ -409,13 +364,7 @@ fn start_reconciles_without_unbanning() {
                      add set inet f2b-table addr-set-web { type ipv4_addr; }\n\
                      add rule inet f2b-table f2b-chain meta l4proto { tcp } ip saddr @addr-set-web reject\n\
                      add element inet f2b-table addr-set-web { 192.0.2.2 }\n";
-        let mut child = Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stock.as_bytes()).unwrap();
-        assert!(child.wait().unwrap().success());
+        netns::nft_script(stock);
         let acts = JailActions::new("web", &defs2, &Settings::default());
         acts.start(tickets(&["192.0.2.2", "192.0.2.0/24"]))
             .await
@@ -590,9 +539,7 @@ fn without_net_admin_bans_are_not_enforced_and_it_says_so() {
     let pair = Pair::new("nfcap");
     let (_tree, defs) = web_defs("nftables-allports", "");
     let log = netns::Captured::default();
-    let writer = log.clone();
-    let server = pair.server.clone();
-    netns::in_netns(&server, move || {
+    netns::block_on_logged_in(&pair.server, &log, move || {
         // Programs this thread starts can never hold NET_ADMIN.
         // SAFETY: prctl on the calling thread's bounding set.
         const CAP_NET_ADMIN: libc::c_ulong = 12;
@@ -603,12 +550,7 @@ fn without_net_admin_bans_are_not_enforced_and_it_says_so() {
             "cannot drop CAP_NET_ADMIN: {}",
             std::io::Error::last_os_error()
         );
-        let _guard = writer.install();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
+        async move {
             let acts = JailActions::new("web", &defs, &Settings::default());
             let e = acts.start(tickets(&["192.0.2.2"])).await.unwrap_err();
             assert_eq!(e.0[0].1.cause, Cause::NoPermission, "{e}");
@@ -624,7 +566,7 @@ fn without_net_admin_bans_are_not_enforced_and_it_says_so() {
                 .unwrap()
                 .message
                 .contains("NET_ADMIN"));
-        });
+        }
     });
     let text = log.text();
     let errors: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
@@ -640,17 +582,13 @@ fn without_net_admin_bans_are_not_enforced_and_it_says_so() {
 #[test]
 fn unknown_port_name_is_reported() {
     let (_tree, defs) = web_defs("nftables-multiport", "port = smtp,no-such-port");
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move {
-            let acts = JailActions::new("web", &defs, &Settings::default());
-            let status = &acts.status()[0];
-            assert_eq!(status.kind, BackendKind::Nftables);
-            assert!(!status.enforced);
-            let e = acts.ban(tickets(&["192.0.2.2"])).await.unwrap_err();
-            assert_eq!(e.0[0].1.cause, Cause::Config);
-            assert!(e.0[0].1.message.contains("\"no-such-port\""), "{e}");
-        });
+    netns::rt().block_on(async move {
+        let acts = JailActions::new("web", &defs, &Settings::default());
+        let status = &acts.status()[0];
+        assert_eq!(status.kind, BackendKind::Nftables);
+        assert!(!status.enforced);
+        let e = acts.ban(tickets(&["192.0.2.2"])).await.unwrap_err();
+        assert_eq!(e.0[0].1.cause, Cause::Config);
+        assert!(e.0[0].1.message.contains("\"no-such-port\""), "{e}");
+    });
 }

@@ -7,7 +7,6 @@
 #[path = "common/netns.rs"]
 mod netns;
 
-use std::process::Command;
 use std::time::Instant;
 
 use logban::action::{JailActions, Settings, StopMode, Ticket};
@@ -20,33 +19,19 @@ fn addr(n: usize) -> String {
 }
 
 fn set_len(set: &str) -> usize {
-    let out = Command::new("nft")
-        .args(["-j", "list", "set", "inet", "f2b-table", set])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|x| x.get("set"))
-        .and_then(|s| s["elem"].as_array().map(Vec::len))
-        .unwrap_or(0)
+    netns::nft_elements(set).len()
 }
 
 #[test]
 fn fifty_thousand_bans_in_one_call_and_back_after_restart() {
     let pair = netns::Pair::new("scale");
-    let local = "[sshd]\nenabled = false\n\n[custom]\nenabled = true\nfilter =\nlogpath = /dev/null\n\
-                 banaction = nftables-multiport\nport = smtp,pop3,pop3s,imap,imaps,submission,submissions,sieve\n";
+    let local = netns::jail_local(
+        "custom",
+        "banaction = nftables-multiport\nport = smtp,pop3,pop3s,imap,imaps,submission,submissions,sieve",
+    );
     let (_tree, defs) = netns::action_defs(
         &[
-            ("jail.local", local),
+            ("jail.local", &local),
             (
                 "action.d/nftables-common.local",
                 "[Init]\nblocktype = drop\n",
@@ -112,13 +97,7 @@ fn fifty_thousand_bans_in_one_call_and_back_after_restart() {
                 list.join(", ")
             ));
         }
-        let mut nft = Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut nft.stdin.take().unwrap(), script.as_bytes()).unwrap();
-        assert!(nft.wait().unwrap().success());
+        netns::nft_script(&script);
         let store: Vec<Ticket> = bans[1_000..].iter().chain(&burst).cloned().collect();
         let acts = JailActions::new("custom", &defs, &Settings::default());
         let t = Instant::now();

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::sys::{self, Env};
-use super::tags::{self, Family, Options, Script, TagError, Value};
+use super::tags::{self, Commands, Family, Script, SingleQuoted, Value};
 use super::{batch, truthy, ActionError, Cause, Outcome, Ticket};
 use crate::config::ActionDef;
 
@@ -59,7 +59,10 @@ enum Check {
 pub struct CommandAction {
     jail: String,
     name: String,
-    opts: Options,
+    /// The action's options as configured, for the flags and for telling
+    /// which commands it has.
+    def: ActionDef,
+    commands: Commands,
     timeout: Duration,
     on_demand: bool,
     families: Vec<Fam>,
@@ -68,7 +71,6 @@ pub struct CommandAction {
     /// Commands that ran, per operation and family: the same command is not
     /// run again for the other family.
     executed: HashMap<(Op, Fam), String>,
-    commands: HashMap<(Op, Fam), Result<String, TagError>>,
     env: Env,
     /// Bans whose command failed, by failure id: tried again later.
     unenforced: HashMap<String, Ticket>,
@@ -77,26 +79,23 @@ pub struct CommandAction {
 }
 
 impl CommandAction {
-    pub fn new(jail: &str, def: &ActionDef, opts: Options, env: &Env) -> CommandAction {
-        let timeout = super::timeout_of(jail, def, &opts);
-        let conditional = opts.has_family_values();
+    pub fn new(jail: &str, def: &ActionDef, env: &Env) -> CommandAction {
+        let conditional = def.has_family_sections();
         CommandAction {
             jail: jail.to_string(),
             name: def.name.clone(),
-            on_demand: opts
-                .get("actionstart_on_demand")
-                .map_or(conditional, truthy),
+            on_demand: def.get("actionstart_on_demand").map_or(conditional, truthy),
             families: if conditional {
                 vec![Some(Family::Inet4), Some(Family::Inet6)]
             } else {
                 vec![None]
             },
-            repair_on_unban: opts.get("actionrepair_on_unban").is_some_and(truthy),
-            opts,
-            timeout,
+            repair_on_unban: def.get("actionrepair_on_unban").is_some_and(truthy),
+            def: def.clone(),
+            commands: Commands::new(def),
+            timeout: super::timeout_of(jail, def),
             started: BTreeMap::new(),
             executed: HashMap::new(),
-            commands: HashMap::new(),
             env: env.clone(),
             unenforced: HashMap::new(),
             start_failed: false,
@@ -108,21 +107,13 @@ impl CommandAction {
     }
 
     fn has(&self, op: Op) -> bool {
-        self.opts
-            .get(op.key())
-            .is_some_and(|v| !v.trim().is_empty())
+        self.def.get(op.key()).is_some_and(|v| !v.trim().is_empty())
     }
 
     /// The operation's command for `fam`, with the action's options in it.
     fn command(&mut self, op: Op, fam: Fam) -> Result<String, ActionError> {
-        let opts = &self.opts;
         self.commands
-            .entry((op, fam))
-            .or_insert_with(|| match opts.get_for(op.key(), fam) {
-                None => Ok(String::new()),
-                Some(_) => tags::substitute_options(&format!("<{}>", op.key()), opts, fam),
-            })
-            .clone()
+            .get(op.key(), fam)
             .map_err(|e| ActionError::new(Cause::Config, format!("{}: {e}", op.key())))
     }
 
@@ -157,7 +148,7 @@ impl CommandAction {
                 &empty
             }
         };
-        tags::substitute_ticket(cmd, &mut |tag| match (tag, ticket) {
+        tags::substitute_ticket(cmd, SingleQuoted::Text, &mut |tag| match (tag, ticket) {
             ("family", None) => Some(Value::Text(fam.map_or("", Family::as_str).to_string())),
             _ => t.tag_value(tag, host.as_deref()),
         })
@@ -409,6 +400,15 @@ impl CommandAction {
         }
     }
 
+    /// The families whose state (STARTED, HAS_ITEMS) passes `state`.
+    fn families_where(&self, state: impl Fn(u8) -> bool) -> Vec<Fam> {
+        self.started
+            .iter()
+            .filter(|(_, v)| state(**v))
+            .map(|(f, _)| *f)
+            .collect()
+    }
+
     /// Runs of tickets of one family, in order (commands run in ticket order).
     fn by_family(tickets: &[Ticket]) -> Vec<(Fam, Vec<&Ticket>)> {
         let mut groups: Vec<(Fam, Vec<&Ticket>)> = Vec::new();
@@ -483,12 +483,7 @@ impl CommandAction {
         if !self.has(Op::Check) {
             return;
         }
-        let fams: Vec<Fam> = self
-            .started
-            .iter()
-            .filter(|(_, v)| **v != 0)
-            .map(|(f, _)| *f)
-            .collect();
+        let fams = self.families_where(|v| v != 0);
         for fam in fams {
             if let Check::Broken(_) = self.invariant_check(fam, repair, true).await {
                 self.started.insert(fam, 0);
@@ -504,12 +499,7 @@ impl CommandAction {
         if !self.has(Op::Flush) {
             return self.unban(active).await;
         }
-        let fams: Vec<Fam> = self
-            .started
-            .iter()
-            .filter(|(_, v)| **v & (STARTED | HAS_ITEMS) == STARTED | HAS_ITEMS)
-            .map(|(f, _)| *f)
-            .collect();
+        let fams = self.families_where(|v| v & (STARTED | HAS_ITEMS) == STARTED | HAS_ITEMS);
         let mut first = Ok(());
         for (fam, outcome) in self.run_op(Op::Flush, &fams).await {
             match outcome {
@@ -537,12 +527,7 @@ impl CommandAction {
     /// Flush (or unban each), then `actionstop` for every started family.
     pub async fn stop(&mut self, active: &[Ticket]) -> Outcome {
         let flushed = self.flush_inner(active, true).await;
-        let fams: Vec<Fam> = self
-            .started
-            .iter()
-            .filter(|(_, v)| **v != 0)
-            .map(|(f, _)| *f)
-            .collect();
+        let fams = self.families_where(|v| v != 0);
         self.started.clear();
         let mut first = flushed;
         for (fam, outcome) in self.run_op(Op::Stop, &fams).await {
@@ -556,12 +541,7 @@ impl CommandAction {
 
     /// `actionreload` for every started family.
     pub async fn reload(&mut self) -> Outcome {
-        let fams: Vec<Fam> = self
-            .started
-            .iter()
-            .filter(|(_, v)| **v != 0)
-            .map(|(f, _)| *f)
-            .collect();
+        let fams = self.families_where(|v| v != 0);
         let mut first = Ok(());
         for (_, outcome) in self.run_op(Op::Reload, &fams).await {
             first = first.and(outcome);

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::tags::{self, Family, Options};
+use super::tags::{Commands, Family};
 use super::{ActionError, Cause, Outcome, Ticket};
 use crate::config::ActionDef;
 
@@ -42,21 +42,20 @@ fn append_command(cmd: &str) -> Option<(String, String)> {
 
 impl HostsDeny {
     /// The stock hostsdeny action, when its commands are the stock ones.
-    pub fn recognise(def: &ActionDef, opts: &Options) -> Option<HostsDeny> {
+    pub fn recognise(def: &ActionDef) -> Option<HostsDeny> {
         if def.file != "hostsdeny" {
             return None;
         }
         for op in ["actionstart", "actionstop", "actioncheck", "actionflush"] {
-            if opts.get(op).is_some_and(|v| !v.trim().is_empty()) {
+            if def.get(op).is_some_and(|v| !v.trim().is_empty()) {
                 return None;
             }
         }
+        let mut commands = Commands::new(def);
         let mut lines = Vec::with_capacity(2);
         let mut file = None;
         for fam in [Family::Inet4, Family::Inet6] {
-            let ban =
-                tags::substitute_options(opts.get_for("actionban", Some(fam))?, opts, Some(fam))
-                    .ok()?;
+            let ban = commands.get("actionban", Some(fam)).ok()?;
             let (line, f) = append_command(&ban)?;
             if file.get_or_insert_with(|| f.clone()) != &f {
                 return None;

@@ -112,7 +112,7 @@ impl Ticket {
             },
             "family" => Text(self.family().map_or("", Family::as_str).to_string()),
             "failures" => Text(self.failures.to_string()),
-            "time" => Text(tags::py_float(self.time)),
+            "time" => Text(crate::util::py_float(self.time)),
             "bantime" => Text(self.bantime.to_string()),
             "bancount" => Text(self.bancount.to_string()),
             "restored" => Text(u8::from(self.restored).to_string()),
@@ -141,15 +141,7 @@ impl Ticket {
             ),
             "ip-rev" => Text(target.map(|n| reverse_pointer(&n)).unwrap_or_default()),
             "ip-host" => Data(host.unwrap_or("").to_string()),
-            _ => {
-                let name = tag.strip_prefix("F-")?.to_ascii_lowercase();
-                let name = match name.as_str() {
-                    "id" => "fid",
-                    "port" => "fport",
-                    n => n,
-                };
-                Data(self.data.get(name)?.clone())
-            }
+            _ => Data(self.data.get(&tags::capture_key(tag)?)?.clone()),
         })
     }
 }
@@ -281,10 +273,9 @@ type Outcome = Result<(), ActionError>;
 
 impl Backend {
     fn build(jail: &str, def: &ActionDef, env: &sys::Env) -> (Backend, BackendKind) {
-        let opts = tags::Options::new(&def.options);
-        match nft::NftSpec::recognise(def, &opts) {
+        match nft::NftSpec::recognise(def) {
             nft::Recognised::Yes(spec) => {
-                let timeout = timeout_of(jail, def, &opts);
+                let timeout = timeout_of(jail, def);
                 return (
                     Backend::Nft(nft::Nft::new(*spec, timeout, env)),
                     BackendKind::Nftables,
@@ -298,11 +289,11 @@ impl Backend {
                 }
             }
         }
-        if let Some(h) = hostsdeny::HostsDeny::recognise(def, &opts) {
+        if let Some(h) = hostsdeny::HostsDeny::recognise(def) {
             return (Backend::HostsDeny(h), BackendKind::HostsDeny);
         }
         (
-            Backend::Command(command::CommandAction::new(jail, def, opts, env)),
+            Backend::Command(command::CommandAction::new(jail, def, env)),
             BackendKind::Command,
         )
     }
@@ -413,11 +404,10 @@ impl JailActions {
         let workers = defs
             .iter()
             .map(|def| {
-                let opts = tags::Options::new(&def.options);
                 merged_info |= ["ipmatches", "ipjailmatches", "ipfailures", "ipjailfailures"]
                     .iter()
-                    .any(|t| opts.mentions(t));
-                let norestored = opts.get("norestored").is_some_and(truthy);
+                    .any(|t| mentions(def, t));
+                let norestored = def.get("norestored").is_some_and(truthy);
                 let env = sys::Env {
                     path: settings.path.clone(),
                 };
@@ -578,13 +568,13 @@ fn stopped() -> ActionError {
 }
 
 /// The action's `timeout` (Fail2ban's time syntax, 60 s by default).
-fn timeout_of(jail: &str, def: &ActionDef, opts: &tags::Options) -> Duration {
+fn timeout_of(jail: &str, def: &ActionDef) -> Duration {
     const DEFAULT: Duration = Duration::from_secs(60);
-    let Some(v) = opts.get("timeout") else {
+    let Some(v) = def.get("timeout") else {
         return DEFAULT;
     };
-    match parse_seconds(v) {
-        Some(s) if s > 0.0 => Duration::from_secs_f64(s),
+    match crate::config::parse_time(v) {
+        Ok(s) if s > 0.0 => Duration::from_secs_f64(s),
         _ => {
             tracing::warn!(target: "fail2ban.actions",
                 "[{jail}] action {}: invalid timeout {v:?}, using 60 s", def.name);
@@ -593,39 +583,10 @@ fn timeout_of(jail: &str, def: &ActionDef, opts: &tags::Options) -> Duration {
     }
 }
 
-/// Seconds in Fail2ban's time syntax (`60`, `1m`, `1h 30m`).
-// To be replaced by the configuration's time parser once it exists.
-fn parse_seconds(v: &str) -> Option<f64> {
-    let v = v.trim();
-    if let Ok(n) = v.parse::<f64>() {
-        return Some(n);
-    }
-    let mut total = 0.0;
-    let mut rest = v;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = rest[num_end..].trim_start();
-        let unit_end = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "" | "s" | "sec" | "second" | "seconds" => 1.0,
-            "m" | "mi" | "min" | "minute" | "minutes" => 60.0,
-            "h" | "hour" | "hours" => 3600.0,
-            "d" | "day" | "days" => 86400.0,
-            "w" | "week" | "weeks" => 604800.0,
-            _ => return None,
-        };
-        total += n * mult;
-        rest = rest[unit_end..]
-            .trim_start()
-            .trim_start_matches('+')
-            .trim_start();
-    }
-    Some(total)
+/// Whether any option of the action mentions `<tag>`.
+fn mentions(def: &ActionDef, tag: &str) -> bool {
+    let needle = format!("<{tag}>");
+    def.options.iter().any(|(_, v)| v.contains(&needle))
 }
 
 /// Fail2ban's boolean option values.
@@ -728,10 +689,21 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        assert_eq!(parse_seconds("60"), Some(60.0));
-        assert_eq!(parse_seconds("1m"), Some(60.0));
-        assert_eq!(parse_seconds("1h 30m"), Some(5400.0));
-        assert_eq!(parse_seconds("soon"), None);
+        let timeout = |v: &str| {
+            let def = ActionDef {
+                name: "a".into(),
+                options: vec![("timeout".into(), v.into())],
+                ..ActionDef::default()
+            };
+            timeout_of("j", &def).as_secs_f64()
+        };
+        assert_eq!(timeout("60"), 60.0);
+        assert_eq!(timeout("1m"), 60.0);
+        assert_eq!(timeout("1h 30m"), 5400.0);
+        assert_eq!(timeout("1.5h"), 5400.0);
+        // Not a time: the default.
+        assert_eq!(timeout("soon"), 60.0);
+        assert_eq!(timeout("-1"), 60.0);
     }
 
     #[test]

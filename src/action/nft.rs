@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 
 use super::prefix::{self, Changes, Prefix, PrefixSet};
 use super::sys::{self, Env, Output};
-use super::tags::{self, Family, Options};
+use super::tags::{Commands, Family};
 use super::{ActionError, Cause, Outcome, Ticket};
 use crate::config::ActionDef;
 
@@ -231,13 +231,14 @@ fn rule_statement(stmt: &str, proto: Option<&str>) -> Result<String, Result<Stri
 
 impl NftSpec {
     /// Reads the objects from the action's commands for both families.
-    pub fn recognise(def: &ActionDef, opts: &Options) -> Recognised {
+    pub fn recognise(def: &ActionDef) -> Recognised {
         if !is_nftables_file(&def.file) {
             return Recognised::No("not an nftables action".into());
         }
+        let mut commands = Commands::new(def);
         let mut specs = Vec::with_capacity(2);
         for fam in FAMILIES {
-            match Self::for_family(opts, fam) {
+            match Self::for_family(&mut commands, fam) {
                 Ok(s) => specs.push(s),
                 Err(Ok(invalid)) => {
                     return Recognised::Invalid(ActionError::new(
@@ -265,17 +266,10 @@ impl NftSpec {
     /// cannot work, Err(Err) commands logban does not recognise.
     #[allow(clippy::type_complexity)]
     fn for_family(
-        opts: &Options,
+        commands: &mut Commands,
         fam: Family,
     ) -> Result<(NftSpec, SetSpec), Result<String, String>> {
-        let cmd = |key: &str| -> Result<String, Result<String, String>> {
-            let raw = opts.get_for(key, Some(fam)).unwrap_or("");
-            if raw.is_empty() {
-                return Ok(String::new());
-            }
-            tags::substitute_options(&format!("<{key}>"), opts, Some(fam))
-                .map_err(|e| Ok(e.to_string()))
-        };
+        let mut cmd = |key| commands.get(key, Some(fam)).map_err(Ok);
         let no = |s: String| Err(Err(s));
         let ban = cmd("actionban")?;
         let (nft, verb, object, args) = nft_command(&ban)

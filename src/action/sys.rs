@@ -134,44 +134,6 @@ pub async fn run(
     })
 }
 
-/// This host's name (`gethostname`).
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; the name is NUL-terminated.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-/// The canonical (usually fully qualified) name of `host` from the resolver.
-pub fn canonical_name(host: &str) -> Option<String> {
-    let c_host = std::ffi::CString::new(host).ok()?;
-    // SAFETY: zeroed addrinfo is a valid hints value; getaddrinfo's result is
-    // freed once read.
-    unsafe {
-        let mut hints: libc::addrinfo = std::mem::zeroed();
-        hints.ai_flags = libc::AI_CANONNAME;
-        let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-        if libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) != 0 {
-            return None;
-        }
-        let name = if !res.is_null() && !(*res).ai_canonname.is_null() {
-            Some(
-                std::ffi::CStr::from_ptr((*res).ai_canonname)
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        } else {
-            None
-        };
-        libc::freeaddrinfo(res);
-        name
-    }
-}
-
 /// The host name of `addr` from the resolver (reverse lookup), if any.
 pub fn reverse_name(addr: std::net::IpAddr) -> Option<String> {
     let sa = std::net::SocketAddr::new(addr, 0);

@@ -1,8 +1,11 @@
-//! Tag substitution in action commands, in two steps as Fail2ban does it.
+//! Tag substitution in action commands (and the jail's `ignorecommand`), in
+//! two steps as Fail2ban does it.
 //!
-//! 1. [`substitute_options`]: `<tag>` from the action's own options, recursively,
-//!    preferring the family's conditional value (`addr_set?family=inet6`). This
-//!    text comes from the configuration and is trusted shell code.
+//! 1. [`Commands`]: the configuration's properties of the action for an
+//!    address family ([`ActionDef::properties`], [`ActionProperties::command`]):
+//!    every tag of the action's own options replaced, the family's conditional
+//!    values first (`addr_set?family=inet6`). This text comes from the
+//!    configuration and is trusted shell code.
 //! 2. [`substitute_ticket`]: the ban's values (`<ip>`, `<matches>`, `<F-USER>`, ...),
 //!    one pass, never recursive. Values logban formats itself (addresses,
 //!    numbers) go in as text; everything else (log text, failure ids that are
@@ -11,13 +14,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
 
-/// Fail2ban stops a recursive substitution after this many rounds.
-const MAX_ROUNDS: usize = 25;
-
-/// Tags whose values come from the log; never taken from the options.
-const DYNAMIC_ONLY: [&str; 3] = ["matches", "ipmatches", "ipjailmatches"];
+use crate::config::tags::{tag_at, ESCAPED_TAGS};
+use crate::config::{parse_time, ActionDef, ActionProperties};
 
 /// An address family as actions name it (`<family>`, `[Init?family=inet6]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,8 +43,6 @@ impl fmt::Display for Family {
 /// A substitution that cannot be done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TagError {
-    #[error("self-referencing tags in {0:?}")]
-    Recursive(String),
     #[error(
         "tag <{0}> carries log text into a quoted here-document, where it cannot be passed as data"
     )]
@@ -54,137 +51,66 @@ pub enum TagError {
     Arithmetic(String),
 }
 
-/// The options of one action as a lookup table (the last value of a key wins).
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    map: HashMap<String, String>,
+/// The commands of one action with the configuration's tags replaced, per
+/// address family (None: no family), each resolved once.
+pub struct Commands {
+    /// The action without the options named after the ban's log tags
+    /// (`matches`, ...), which always carry the ban's own text, and without a
+    /// `timeout` that is not a time (the action warns and waits 60 s).
+    def: ActionDef,
+    props: HashMap<Option<Family>, Result<ActionProperties, String>>,
+    commands: HashMap<(&'static str, Option<Family>), Result<String, String>>,
 }
 
-impl Options {
-    pub fn new(options: &[(String, String)]) -> Options {
-        Options {
-            map: options.iter().cloned().collect(),
+impl Commands {
+    pub fn new(def: &ActionDef) -> Commands {
+        let mut def = def.clone();
+        def.options.retain(|(k, v)| {
+            !ESCAPED_TAGS.contains(&k.as_str()) && (k != "timeout" || parse_time(v).is_ok())
+        });
+        Commands {
+            def,
+            props: HashMap::new(),
+            commands: HashMap::new(),
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.map.get(key).map(String::as_str)
-    }
-
-    /// The value of `key` for `family`: the conditional value first.
-    pub fn get_for(&self, key: &str, family: Option<Family>) -> Option<&str> {
-        if let Some(f) = family {
-            if let Some(v) = self.map.get(&format!("{key}?family={f}")) {
-                return Some(v);
-            }
-        }
-        self.get(key)
-    }
-
-    /// Fail2ban starts an action on demand (at the first ban of each family)
-    /// when it has conditional values (`key?family=...`).
-    pub fn has_family_values(&self) -> bool {
-        self.map.keys().any(|k| {
-            k.split_once("?family=").is_some_and(|(name, _)| {
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    /// Command `key` (`actionban`, ...) for `family`, empty when the action
+    /// has none; the ban's tags (`<ip>`, ...) are still in it.
+    pub fn get(&mut self, key: &'static str, family: Option<Family>) -> Result<String, String> {
+        let Commands {
+            def,
+            props,
+            commands,
+        } = self;
+        commands
+            .entry((key, family))
+            .or_insert_with(|| {
+                let props = props.entry(family).or_insert_with(|| {
+                    def.properties(family.map(Family::as_str))
+                        .map_err(|e| e.to_string())
+                });
+                let props = props.as_ref().map_err(String::clone)?;
+                props.command(key).map_err(|e| e.to_string())
             })
-        })
-    }
-
-    /// Whether any option mentions `<tag>`.
-    pub fn mentions(&self, tag: &str) -> bool {
-        let needle = format!("<{tag}>");
-        self.map.values().any(|v| v.contains(&needle))
+            .clone()
     }
 }
 
-/// The tag `<name>` starting at byte `start` (Fail2ban's `<([^ <>]+)>`):
-/// returns (end, name).
-fn tag_at(s: &str, start: usize) -> Option<(usize, &str)> {
-    let b = s.as_bytes();
-    let len = b[start + 1..]
-        .iter()
-        .position(|&c| matches!(c, b' ' | b'<' | b'>'))?;
-    (len > 0 && b[start + 1 + len] == b'>')
-        .then(|| (start + len + 2, &s[start + 1..start + 1 + len]))
-}
-
-/// Finds the next tag at or after `from`: returns (start, end, name).
-fn next_tag(s: &str, from: usize) -> Option<(usize, usize, &str)> {
-    let b = s.as_bytes();
-    let mut i = from;
-    while let Some(off) = memchr::memchr(b'<', &b[i..]) {
-        let start = i + off;
-        if let Some((end, name)) = tag_at(s, start) {
-            return Some((start, end, name));
-        }
-        i = start + 1;
-    }
-    None
-}
-
-fn builtin(tag: &str) -> Option<&'static str> {
-    match tag {
-        "br" => Some("\n"),
-        "sp" => Some(" "),
-        "fq-hostname" => Some(hostnames().0.as_str()),
-        "sh-hostname" => Some(hostnames().1.as_str()),
-        _ => None,
-    }
-}
-
-/// (fully qualified, short) names of this host.
-fn hostnames() -> &'static (String, String) {
-    static NAMES: OnceLock<(String, String)> = OnceLock::new();
-    NAMES.get_or_init(|| {
-        let short = crate::action::sys::hostname();
-        let fq = crate::action::sys::canonical_name(&short)
-            .filter(|n| n.contains('.'))
-            .unwrap_or_else(|| short.clone());
-        (fq, short)
+/// The filter capture an `<F-NAME>` tag reads (Fail2ban's
+/// `<F-([A-Z0-9_-]+)>` and `mapTag2Opt`): the name in lower case, `ID` as
+/// `fid`, `PORT` as `fport`. None when `tag` is no such tag.
+pub fn capture_key(tag: &str) -> Option<String> {
+    let name = tag.strip_prefix("F-")?;
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    ok.then(|| match name {
+        "ID" => "fid".to_string(),
+        "PORT" => "fport".to_string(),
+        n => n.to_ascii_lowercase(),
     })
-}
-
-/// Replaces `<tag>` by the action's option `tag` (for `family`: `tag?family=F`
-/// first) and the built-ins `<br>`, `<sp>`, `<fq-hostname>`, `<sh-hostname>`,
-/// until nothing changes. Unknown tags stay as they are.
-pub fn substitute_options(
-    text: &str,
-    options: &Options,
-    family: Option<Family>,
-) -> Result<String, TagError> {
-    let mut cur = text.to_string();
-    for _ in 0..=MAX_ROUNDS {
-        if !cur.contains('<') {
-            return Ok(cur);
-        }
-        let mut out = String::with_capacity(cur.len());
-        let mut last = 0;
-        let mut pos = 0;
-        while let Some((start, end, name)) = next_tag(&cur, pos) {
-            let value = if DYNAMIC_ONLY.contains(&name) {
-                None
-            } else {
-                options.get_for(name, family).or_else(|| builtin(name))
-            };
-            match value {
-                Some(v) => {
-                    out.push_str(&cur[last..start]);
-                    out.push_str(v);
-                    last = end;
-                    pos = end;
-                }
-                // `<<x>>`: the outer `<` may open a tag once the inner one is replaced.
-                None => pos = start + 1,
-            }
-        }
-        if last == 0 {
-            return Ok(cur);
-        }
-        out.push_str(&cur[last..]);
-        cur = out;
-    }
-    Err(TagError::Recursive(text.to_string()))
 }
 
 /// A ban's value for a tag.
@@ -455,11 +381,26 @@ fn var_name(tag: &str, env: &[(String, String)]) -> String {
     name
 }
 
-/// Replaces the ban's tags in `script` (already through [`substitute_options`]).
-/// `lookup` gives a tag's value, None for tags that are not the ban's.
-/// `<F-NAME>` tags the ban does not have become empty, as in Fail2ban.
+/// What the text between single quotes is, for a data tag inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SingleQuoted {
+    /// Text (`-d '{"value":"<ip>"}'`): the quotes are closed around a quoted
+    /// expansion, `'..'"${f2bV_ip}"'..'`.
+    Text,
+    /// A script for a nested shell (`sh -c 'echo <ip>'`): `${f2bV_ip}` stays
+    /// as it is, for that shell to expand from the environment it inherits
+    /// (expanded by the outer shell, the value would become the nested
+    /// shell's code).
+    Script,
+}
+
+/// Replaces the ban's tags in `script` (a command from [`Commands`], an
+/// `ignorecommand`). `lookup` gives a tag's value, None for tags that are not
+/// the ban's. `<F-NAME>` tags the ban does not have become empty, as in
+/// Fail2ban. `single` says how data reaches single-quoted text.
 pub fn substitute_ticket(
     script: &str,
+    single: SingleQuoted,
     lookup: &mut dyn FnMut(&str) -> Option<Value>,
 ) -> Result<Script, TagError> {
     let s = script.as_bytes();
@@ -476,14 +417,8 @@ pub fn substitute_ticket(
         if s[i] == b'<' {
             if let Some((end, name)) = tag_at(script, i) {
                 let start = i;
-                let value = lookup(name).or_else(|| {
-                    let f = name.strip_prefix("F-")?;
-                    let ok = !f.is_empty()
-                        && f.bytes().all(|b| {
-                            b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                        });
-                    ok.then(|| Value::Text(String::new()))
-                });
+                let value =
+                    lookup(name).or_else(|| capture_key(name).map(|_| Value::Text(String::new())));
                 if let Some(value) = value {
                     out.text.push_str(&script[copied..start]);
                     match value {
@@ -504,6 +439,9 @@ pub fn substitute_ticket(
                             }
                             let r = match scanner.ctx() {
                                 Ctx::Double | Ctx::Heredoc { quoted: false } | Ctx::Comment => {
+                                    format!("${{{var}}}")
+                                }
+                                Ctx::Single if single == SingleQuoted::Script => {
                                     format!("${{{var}}}")
                                 }
                                 Ctx::Single => format!("'\"${{{var}}}\"'"),
@@ -531,75 +469,69 @@ pub fn substitute_ticket(
     Ok(out)
 }
 
-/// A float as Python's `str()` prints it (`1700000000.0`, `1700000000.25`).
-pub fn py_float(f: f64) -> String {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-        format!("{f:.1}")
-    } else {
-        format!("{f}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn opts(kv: &[(&str, &str)]) -> Options {
-        Options::new(
-            &kv.iter()
+    fn commands(kv: &[(&str, &str)]) -> Commands {
+        Commands::new(&ActionDef {
+            name: "t".into(),
+            file: "t".into(),
+            options: kv
+                .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>(),
-        )
+                .collect(),
+            script: None,
+        })
     }
 
     #[test]
     fn options_recursive_and_conditional() {
-        let o = opts(&[
+        let mut c = commands(&[
             ("name", "sshd"),
             ("addr_set", "addr-set-<name>"),
             ("addr_set?family=inet6", "addr6-set-<name>"),
             ("type", "multiport"),
             ("m-multiport", "dport"),
-            ("a", "<b>"),
-            ("b", "<a>"),
+            ("actionban", "add <addr_set> <ip> <m-<type>><br>"),
+            ("actioncheck", "t <<name>>"),
         ]);
-        let cmd = "add <addr_set> <ip> <m-<type>><br>";
         assert_eq!(
-            substitute_options(cmd, &o, None).unwrap(),
+            c.get("actionban", None).unwrap(),
             "add addr-set-sshd <ip> dport\n"
         );
         assert_eq!(
-            substitute_options(cmd, &o, Some(Family::Inet6)).unwrap(),
+            c.get("actionban", Some(Family::Inet6)).unwrap(),
             "add addr6-set-sshd <ip> dport\n"
         );
-        assert!(matches!(
-            substitute_options("<a>", &o, None),
-            Err(TagError::Recursive(_))
-        ));
         // `<<name>>` (pf.conf): the inner tag is replaced, the outer `<`/`>` stay.
-        assert_eq!(
-            substitute_options("t <<name>>", &o, None).unwrap(),
-            "t <sshd>"
-        );
+        assert_eq!(c.get("actioncheck", None).unwrap(), "t <sshd>");
+        assert_eq!(c.get("actionflush", None).unwrap(), "");
+        let mut c = commands(&[("actionban", "<a>"), ("a", "<b>"), ("b", "<a>")]);
+        let e = c.get("actionban", None).unwrap_err();
+        assert!(e.contains("themselves"), "{e}");
     }
 
     #[test]
     fn matches_never_from_options() {
-        let o = opts(&[("matches", "oops")]);
-        assert_eq!(
-            substitute_options("<matches>", &o, None).unwrap(),
-            "<matches>"
-        );
+        let mut c = commands(&[("matches", "oops"), ("actionban", "<matches>")]);
+        assert_eq!(c.get("actionban", None).unwrap(), "<matches>");
     }
 
     #[test]
-    fn on_demand_detection() {
-        assert!(opts(&[("addr_set?family=inet6", "x")]).has_family_values());
-        assert!(!opts(&[("addr_set", "x")]).has_family_values());
+    fn timeout_in_seconds_or_the_default() {
+        let ban = |timeout| {
+            commands(&[("timeout", timeout), ("actionban", "wait <timeout>")])
+                .get("actionban", None)
+                .unwrap()
+        };
+        assert_eq!(ban("1m"), "wait 60");
+        assert_eq!(ban("soon"), "wait 60");
+        assert_eq!(ban("1.5"), "wait 1.5");
     }
 
     fn render(script: &str) -> Script {
-        substitute_ticket(script, &mut |t| match t {
+        substitute_ticket(script, SingleQuoted::Text, &mut |t| match t {
             "ip" => Some(Value::Text("192.0.2.1".into())),
             "matches" => Some(Value::Data("a'b\"c$(x)`y`\nz".into())),
             "F-USER" => Some(Value::Data("root".into())),
@@ -621,6 +553,18 @@ mod tests {
     }
 
     #[test]
+    fn single_quotes_around_a_nested_script() {
+        let s = substitute_ticket(
+            "sh -c 'echo <matches>' <matches>",
+            SingleQuoted::Script,
+            &mut |_| Some(Value::Data("x".into())),
+        )
+        .unwrap();
+        assert_eq!(s.text, "sh -c 'echo ${f2bV_matches}' \"${f2bV_matches}\"");
+        assert_eq!(s.env, [("f2bV_matches".to_string(), "x".to_string())]);
+    }
+
+    #[test]
     fn nested_contexts() {
         let s = render("x=\"$(printf '%s' <matches>)\" `echo \"<matches>\"` ${v:-<F-USER>}");
         assert_eq!(
@@ -638,9 +582,11 @@ mod tests {
             s.text,
             "echo $(( 192.0.2.1 + 1 )) $(( (2) * 3 )) \"${f2bV_matches}\""
         );
-        let e = substitute_ticket("echo $(( 1 + $(echo <matches>) ))", &mut |_| {
-            Some(Value::Data("a[$(id)]".into()))
-        });
+        let e = substitute_ticket(
+            "echo $(( 1 + $(echo <matches>) ))",
+            SingleQuoted::Text,
+            &mut |_| Some(Value::Data("a[$(id)]".into())),
+        );
         assert_eq!(e, Err(TagError::Arithmetic("matches".into())));
     }
 
@@ -651,15 +597,11 @@ mod tests {
             s.text,
             "cat <<EOF\nit's ${f2bV_matches}\nEOF\necho \"${f2bV_matches}\""
         );
-        let e = substitute_ticket("cat <<'EOF'\n<matches>\nEOF", &mut |_| {
-            Some(Value::Data("x".into()))
-        });
+        let e = substitute_ticket(
+            "cat <<'EOF'\n<matches>\nEOF",
+            SingleQuoted::Text,
+            &mut |_| Some(Value::Data("x".into())),
+        );
         assert_eq!(e, Err(TagError::QuotedHeredoc("matches".into())));
-    }
-
-    #[test]
-    fn python_float() {
-        assert_eq!(py_float(1700000000.0), "1700000000.0");
-        assert_eq!(py_float(1700000000.25), "1700000000.25");
     }
 }

@@ -10,8 +10,8 @@ use super::layered::{Layered, Vars};
 use super::omap::OMap;
 use super::options::{extract_options, py_int, shlex_split, splitwords};
 use super::reader::{
-    config_error_cmd, jail_names, jail_stream, py_str, read_jail, read_options, split_logpath,
-    ActionRead, DefReader, JailOutcome, JailRead, Session, Spec, Ty, FILTER_OPTS,
+    config_error_cmd, jail_names, jail_stream, py_str, read_jail, read_options, spec, spec_or,
+    split_logpath, ActionRead, DefReader, JailOutcome, JailRead, Session, Spec, Ty, FILTER_OPTS,
 };
 use super::tags::{self, OMapOpt, ESCAPED_TAGS};
 use super::time::parse_time;
@@ -21,76 +21,24 @@ use super::{
 };
 
 const SERVER_EARLY: [Spec; 5] = [
-    Spec {
-        name: "socket",
-        ty: Ty::Str,
-        default: Some(|| Value::from("/var/run/fail2ban/fail2ban.sock")),
-    },
-    Spec {
-        name: "pidfile",
-        ty: Ty::Str,
-        default: Some(|| Value::from("/var/run/fail2ban/fail2ban.pid")),
-    },
-    Spec {
-        name: "loglevel",
-        ty: Ty::Str,
-        default: Some(|| Value::from("INFO")),
-    },
-    Spec {
-        name: "logtarget",
-        ty: Ty::Str,
-        default: Some(|| Value::from("/var/log/fail2ban.log")),
-    },
-    Spec {
-        name: "syslogsocket",
-        ty: Ty::Str,
-        default: Some(|| Value::from("auto")),
-    },
+    spec_or("socket", Ty::Str, "/var/run/fail2ban/fail2ban.sock"),
+    spec_or("pidfile", Ty::Str, "/var/run/fail2ban/fail2ban.pid"),
+    spec_or("loglevel", Ty::Str, "INFO"),
+    spec_or("logtarget", Ty::Str, "/var/log/fail2ban.log"),
+    spec_or("syslogsocket", Ty::Str, "auto"),
 ];
 
 const SERVER_OPTS: [Spec; 7] = [
-    Spec {
-        name: "loglevel",
-        ty: Ty::Str,
-        default: Some(|| Value::from("INFO")),
-    },
-    Spec {
-        name: "logtarget",
-        ty: Ty::Str,
-        default: Some(|| Value::from("STDERR")),
-    },
-    Spec {
-        name: "syslogsocket",
-        ty: Ty::Str,
-        default: Some(|| Value::from("auto")),
-    },
-    Spec {
-        name: "allowipv6",
-        ty: Ty::Str,
-        default: Some(|| Value::from("auto")),
-    },
-    Spec {
-        name: "dbfile",
-        ty: Ty::Str,
-        default: Some(|| Value::from("/var/lib/fail2ban/fail2ban.sqlite3")),
-    },
-    Spec {
-        name: "dbmaxmatches",
-        ty: Ty::Int,
-        default: None,
-    },
-    Spec {
-        name: "dbpurgeage",
-        ty: Ty::Str,
-        default: Some(|| Value::from("1d")),
-    },
+    spec_or("loglevel", Ty::Str, "INFO"),
+    spec_or("logtarget", Ty::Str, "STDERR"),
+    spec_or("syslogsocket", Ty::Str, "auto"),
+    spec_or("allowipv6", Ty::Str, "auto"),
+    spec_or("dbfile", Ty::Str, "/var/lib/fail2ban/fail2ban.sqlite3"),
+    spec("dbmaxmatches", Ty::Int),
+    spec_or("dbpurgeage", Ty::Str, "1d"),
 ];
 
-const THREAD_OPTS: [Spec; 1] = [Spec {
-    name: "stacksize",
-    ty: Ty::Int,
-    default: None,
-}];
+const THREAD_OPTS: [Spec; 1] = [spec("stacksize", Ty::Int)];
 
 /// The server's options as Fail2ban's client computes them (the early
 /// options win for socket, pid file and logging), plus `[Thread]`.
@@ -624,21 +572,9 @@ pub(crate) fn standalone_action(
     spec: &str,
     jail: &str,
 ) -> Result<ActionDef, ConfigError> {
-    let (name, mut params) = spec_parts(spec, "action")?;
+    let (name, params) = spec_parts(spec, "action")?;
     if name.ends_with(".py") {
-        let actname = params.get("actname").cloned().unwrap_or_else(|| {
-            name.rsplit_once('.')
-                .map_or(name.clone(), |(s, _)| s.to_string())
-        });
-        params = params.into_iter().filter(|(k, _)| k != "actname").collect();
-        return action_def(
-            session,
-            &ActionRead::Python {
-                name: actname,
-                file: name,
-                params,
-            },
-        );
+        return action_def(session, &ActionRead::python(name, params));
     }
     let Some(mut reader) = session.def_reader(true, &name, jail, params)? else {
         return Err(ConfigError::new(format!(

@@ -5,7 +5,8 @@
 //! interpolation, `<tag>` substitution and `name[k=v]` parameters all live here;
 //! the other modules only see the resolved definitions below.
 //!
-//! Entry point: [`ConfigTree`] (`open(dir)` or `embedded(files)`), then
+//! Entry point: [`load`] (the directory, or [`embedded`] when it does not
+//! exist) or [`ConfigTree`] (`open(dir)` or `embedded(files)`), then
 //! [`ConfigTree::server`], [`ConfigTree::jails`], [`ConfigTree::jail`],
 //! [`ConfigTree::filter`], [`ConfigTree::action`], and [`dump`] for the
 //! command stream `fail2ban-client -d` prints. [`tags`] holds the `<tag>`
@@ -13,6 +14,7 @@
 //! values.
 
 mod build;
+pub mod embedded;
 mod error;
 mod files;
 mod glob;
@@ -27,6 +29,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
+pub use embedded::load;
 pub use error::{ConfigError, ErrorDetails};
 pub use reader::FAIL2BAN_VERSION;
 pub use time::parse_time;
@@ -103,11 +106,15 @@ impl ActionDef {
         build::action_properties(self, family)
     }
 
-    /// True when the action has `?family=` values, so that it starts per
-    /// family on the first ban of that family (unless `actionstart_on_demand`
-    /// says otherwise).
+    /// True when the action has `?family=` values (`addr_set?family=inet6`,
+    /// Fail2ban's `^\w+\?family=`), so that it starts per family on the first
+    /// ban of that family (unless `actionstart_on_demand` says otherwise).
     pub fn has_family_sections(&self) -> bool {
-        self.options.iter().any(|(k, _)| k.contains("?family="))
+        self.options.iter().any(|(k, _)| {
+            k.split_once("?family=").is_some_and(|(name, _)| {
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+        })
     }
 }
 
@@ -142,7 +149,7 @@ impl ActionProperties {
     /// Command `name` (`actionban`, `actionstart`, ...) with every static tag
     /// replaced (Fail2ban's `replaceTag("<actionban>", properties)`): tags of
     /// the properties recursively, then the built-ins; unknown tags such as
-    /// `<ip>` stay for [`tags::substitute_once`]. Escaped tags (`<matches>`
+    /// `<ip>` stay for the ban's values. Escaped tags (`<matches>`
     /// ...) that are properties are escaped with [`tags::escape_tag`].
     pub fn command(&self, name: &str) -> Result<String, ConfigError> {
         tags::substitute(&format!("<{name}>"), |tag| {

@@ -60,14 +60,20 @@ pub(crate) const ACTION_OPTS: [(&str, Ty); 13] = [
     ("norestored", Ty::Bool),
 ];
 
-/// One option a reader asks for: name, type, value when absent.
+/// One option a reader asks for: name, type, value when absent (as text).
 pub(crate) struct Spec {
     pub name: &'static str,
     pub ty: Ty,
-    pub default: Option<fn() -> Value>,
+    pub default: Option<&'static str>,
 }
 
-const fn spec(name: &'static str, ty: Ty) -> Spec {
+impl Spec {
+    fn default_value(&self) -> Option<Value> {
+        self.default.and_then(|d| convert(d, self.ty))
+    }
+}
+
+pub(crate) const fn spec(name: &'static str, ty: Ty) -> Spec {
     Spec {
         name,
         ty,
@@ -75,45 +81,23 @@ const fn spec(name: &'static str, ty: Ty) -> Spec {
     }
 }
 
-fn v_false() -> Value {
-    Value::Bool(false)
-}
-fn v_auto() -> Value {
-    Value::from("auto")
-}
-fn v_empty() -> Value {
-    Value::from("")
+pub(crate) const fn spec_or(name: &'static str, ty: Ty, default: &'static str) -> Spec {
+    Spec {
+        name,
+        ty,
+        default: Some(default),
+    }
 }
 
 const JAIL_FIRST: [Spec; 3] = [
-    Spec {
-        name: "enabled",
-        ty: Ty::Bool,
-        default: Some(v_false),
-    },
-    Spec {
-        name: "backend",
-        ty: Ty::Str,
-        default: Some(v_auto),
-    },
-    Spec {
-        name: "filter",
-        ty: Ty::Str,
-        default: Some(v_empty),
-    },
+    spec_or("enabled", Ty::Bool, "false"),
+    spec_or("backend", Ty::Str, "auto"),
+    spec_or("filter", Ty::Str, ""),
 ];
 
 const JAIL_OPTS: [Spec; 29] = [
-    Spec {
-        name: "enabled",
-        ty: Ty::Bool,
-        default: Some(v_false),
-    },
-    Spec {
-        name: "backend",
-        ty: Ty::Str,
-        default: Some(v_auto),
-    },
+    spec_or("enabled", Ty::Bool, "false"),
+    spec_or("backend", Ty::Str, "auto"),
     spec("maxretry", Ty::Int),
     spec("maxmatches", Ty::Int),
     spec("findtime", Ty::Str),
@@ -129,19 +113,11 @@ const JAIL_OPTS: [Spec; 29] = [
     spec("ignoreself", Ty::Bool),
     spec("ignoreip", Ty::Str),
     spec("ignorecache", Ty::Str),
-    Spec {
-        name: "filter",
-        ty: Ty::Str,
-        default: Some(v_empty),
-    },
+    spec_or("filter", Ty::Str, ""),
     spec("logtimezone", Ty::Str),
     spec("logencoding", Ty::Str),
     spec("logpath", Ty::Str),
-    Spec {
-        name: "action",
-        ty: Ty::Str,
-        default: Some(v_empty),
-    },
+    spec_or("action", Ty::Str, ""),
     spec("usedns", Ty::Str),
     spec("prefregex", Ty::Str),
     spec("ignoreregex", Ty::Str),
@@ -223,7 +199,7 @@ pub(crate) fn read_options(
     for s in specs {
         if !exists {
             out.typed
-                .insert(s.name, s.default.map_or(Value::Null, |d| d()));
+                .insert(s.name, s.default_value().unwrap_or(Value::Null));
             continue;
         }
         match cfg.get(section, s.name, &Vars::new())? {
@@ -240,8 +216,8 @@ pub(crate) fn read_options(
                 out.typed.insert(s.name, v);
             }
             None => {
-                if let Some(d) = s.default {
-                    out.typed.insert(s.name, d());
+                if let Some(d) = s.default_value() {
+                    out.typed.insert(s.name, d);
                 }
             }
         }
@@ -638,6 +614,20 @@ pub(crate) enum ActionRead {
     },
 }
 
+impl ActionRead {
+    /// A Python action (`smtp.py[actname=mailer, ...]`): named by its
+    /// `actname` parameter, else by the file name without `.py`.
+    pub fn python(file: String, mut params: OMap<String>) -> ActionRead {
+        let name = params.get("actname").cloned().unwrap_or_else(|| {
+            file.rsplit_once('.')
+                .map_or(file.as_str(), |(s, _)| s)
+                .to_string()
+        });
+        params = params.into_iter().filter(|(k, _)| k != "actname").collect();
+        ActionRead::Python { name, file, params }
+    }
+}
+
 /// A jail as read, before validation.
 pub(crate) struct JailRead {
     pub name: String,
@@ -744,7 +734,7 @@ pub(crate) fn read_jail(
         if act.is_empty() {
             continue;
         }
-        let (aname, mut params) = match extract_options(act) {
+        let (aname, params) = match extract_options(act) {
             Ok(x) => x,
             Err(e) => {
                 let f2b = format!("Invalid action definition {}: {e}", py_repr_str(act));
@@ -753,17 +743,7 @@ pub(crate) fn read_jail(
             }
         };
         if aname.ends_with(".py") {
-            let default_name = aname.rsplit_once('.').map_or(&aname[..], |(s, _)| s);
-            let actname = params
-                .get("actname")
-                .cloned()
-                .unwrap_or_else(|| default_name.to_string());
-            params = params.into_iter().filter(|(k, _)| k != "actname").collect();
-            actions.push(ActionRead::Python {
-                name: actname,
-                file: aname,
-                params,
-            });
+            actions.push(ActionRead::python(aname, params));
             continue;
         }
         let Some(mut reader) = session.def_reader(true, &aname, name, params)? else {

@@ -15,20 +15,16 @@
 //!   built-ins `<br>` (newline), `<sp>` (space), `<fq-hostname>`,
 //!   `<sh-hostname>`, else stay. This is how an action command is built from
 //!   the action's properties: see [`ActionProperties::command`](super::ActionProperties::command).
-//! - [`substitute_once`]: one pass, no recursion, for values that come from
-//!   outside (the banned address, log matches): the caller's lookup returns the
-//!   final text, quoting it as it must.
+//! - [`substitute_once`]: one pass, no recursion: the caller's lookup
+//!   returns the final text.
 //!
 //! Runtime use by the action module, for a ban of an IPv6 address:
 //!
-//! ```ignore
+//! ```text
 //! let props = action_def.properties(Some("inet6"))?;   // `?family=inet6` values win
 //! let cmd = props.command("actionban")?;              // static tags resolved
-//! let cmd = config::tags::substitute_once(&cmd, |tag| match tag {
-//!     "ip" => Some(ip.to_string().into()),
-//!     "family" => Some("inet6".into()),
-//!     _ => None,                                      // left for the shell or kept
-//! });
+//! // The ban's values (`<ip>`, `<matches>`, ...) then go in quoted for the
+//! // shell: `action::tags::substitute_ticket`.
 //! ```
 
 use std::borrow::Cow;
@@ -44,20 +40,23 @@ pub const MAX_TAG_REPLACE_COUNT: usize = 25;
 /// recursively (Fail2ban's escaped tags).
 pub const ESCAPED_TAGS: [&str; 3] = ["matches", "ipmatches", "ipjailmatches"];
 
+/// The tag whose `<` is at byte `start` (Fail2ban's `<([^ <>]+)>`): (end, name).
+pub fn tag_at(text: &str, start: usize) -> Option<(usize, &str)> {
+    let name_start = start + 1;
+    let rest = text.as_bytes().get(name_start..)?;
+    let len = rest.iter().position(|&b| matches!(b, b' ' | b'<' | b'>'))?;
+    (len > 0 && rest[len] == b'>')
+        .then(|| (name_start + len + 1, &text[name_start..name_start + len]))
+}
+
 /// The first tag at or after byte `from`: (start, end, name).
 pub fn find_tag(text: &str, from: usize) -> Option<(usize, usize, &str)> {
     let bytes = text.as_bytes();
     let mut i = from;
     while let Some(p) = memchr::memchr(b'<', &bytes[i.min(bytes.len())..]) {
         let start = i + p;
-        let name_start = start + 1;
-        let name_len = bytes[name_start..]
-            .iter()
-            .position(|&b| matches!(b, b' ' | b'<' | b'>'))
-            .unwrap_or(bytes.len() - name_start);
-        let close = name_start + name_len;
-        if name_len > 0 && bytes.get(close) == Some(&b'>') {
-            return Some((start, close + 1, &text[name_start..close]));
+        if let Some((end, name)) = tag_at(text, start) {
+            return Some((start, end, name));
         }
         i = start + 1;
     }
@@ -69,58 +68,10 @@ pub fn builtin(tag: &str) -> Option<Cow<'static, str>> {
     match tag {
         "br" => Some("\n".into()),
         "sp" => Some(" ".into()),
-        "fq-hostname" => Some(hostname(true).into()),
-        "sh-hostname" => Some(hostname(false).into()),
+        "fq-hostname" => Some(crate::util::host_names().0.as_str().into()),
+        "sh-hostname" => Some(crate::util::host_names().1.as_str().into()),
         _ => None,
     }
-}
-
-/// This host's name, fully qualified (through the resolver's canonical
-/// name) or short; looked up once.
-fn hostname(fqdn: bool) -> String {
-    static NAMES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-    let (fq, short) = NAMES.get_or_init(|| {
-        let mut buf = [0u8; 256];
-        // SAFETY: the buffer is valid for its length; we stop at the first NUL.
-        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
-        let name = if rc == 0 {
-            let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-            String::from_utf8_lossy(&buf[..len]).into_owned()
-        } else {
-            "localhost".to_string()
-        };
-        let fq = canonical_name(&name).unwrap_or_else(|| name.clone());
-        let short = name.split('.').next().unwrap_or_default().to_string();
-        (fq, short)
-    });
-    if fqdn {
-        fq.clone()
-    } else {
-        short.clone()
-    }
-}
-
-fn canonical_name(host: &str) -> Option<String> {
-    let c_host = std::ffi::CString::new(host).ok()?;
-    // SAFETY: zeroed addrinfo is a valid "no hints" value; we set the flag.
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_flags = libc::AI_CANONNAME;
-    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: valid C string and hints; `res` is freed below on success.
-    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) };
-    if rc != 0 || res.is_null() {
-        return None;
-    }
-    // SAFETY: getaddrinfo succeeded, `res` points to a list whose first
-    // entry carries the canonical name (or NULL).
-    let name = unsafe {
-        let p = (*res).ai_canonname;
-        let name =
-            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned());
-        libc::freeaddrinfo(res);
-        name
-    };
-    name.filter(|n| !n.is_empty())
 }
 
 /// Replaces, recursively, the tags of every option by the values of the

@@ -292,6 +292,17 @@ fn every_stock_action_loads() {
 }
 
 #[test]
+fn family_sections() {
+    let def = |key: &str| ActionDef {
+        options: vec![(key.to_string(), "x".to_string())],
+        ..ActionDef::default()
+    };
+    assert!(def("addr_set?family=inet6").has_family_sections());
+    assert!(!def("addr_set").has_family_sections());
+    assert!(!def("?family=inet6").has_family_sections());
+}
+
+#[test]
 fn nftables_action_per_family() {
     let tree = ConfigTree::open(stock()).unwrap();
     let a = tree

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// One failure found by a filter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Failure {
     /// The failure id the jail counts: the address, or `<F-ID>`, or a DNS name.
     pub fid: String,

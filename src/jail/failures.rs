@@ -238,25 +238,7 @@ impl FailureTable {
             prev: NIL,
             next: NIL,
         };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(ticket);
-                i
-            }
-            None => {
-                self.slots.push(Some(ticket));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        let hash = hasher.hash_one(id);
-        self.index.insert_unique(hash, i, |&j| {
-            slots[j as usize]
-                .as_ref()
-                .map_or(0, |t| hasher.hash_one(&t.id))
-        });
-        self.len += 1;
-        self.link_tail(i);
+        self.insert(ticket);
         Added {
             retry: count.max(1),
             created: true,
@@ -335,18 +317,32 @@ impl FailureTable {
         };
         self.slots.reserve_exact(order.len());
         for t in order {
-            let i = self.slots.len() as u32;
-            let hash = self.hasher.hash_one(&t.id);
-            self.slots.push(Some(t));
-            let (slots, hasher) = (&self.slots, &self.hasher);
-            self.index.insert_unique(hash, i, |&j| {
-                slots[j as usize]
-                    .as_ref()
-                    .map_or(0, |t| hasher.hash_one(&t.id))
-            });
-            self.len += 1;
-            self.link_tail(i);
+            self.insert(t);
         }
+    }
+
+    /// Stores `ticket` in a free slot (else a new one), indexed by its id,
+    /// last in the age order.
+    fn insert(&mut self, ticket: Ticket) {
+        let hash = self.hasher.hash_one(&ticket.id);
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(ticket);
+                i
+            }
+            None => {
+                self.slots.push(Some(ticket));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, i, |&j| {
+            slots[j as usize]
+                .as_ref()
+                .map_or(0, |t| hasher.hash_one(&t.id))
+        });
+        self.len += 1;
+        self.link_tail(i);
     }
 
     fn ticket_mut(&mut self, i: u32) -> &mut Ticket {

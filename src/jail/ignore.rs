@@ -3,17 +3,21 @@
 //! (a shell command that gets the address as data, never as code) and
 //! `ignorecache`, checked in Fail2ban's order.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ipnet::IpNet;
 
 use super::id::BanId;
+use crate::action::tags::{capture_key, substitute_ticket, Script, SingleQuoted, TagError, Value};
+use crate::config::tags::substitute_once;
 
 /// A set of IPv4 and IPv6 networks as a binary trie: a lookup walks at most
 /// one node per address bit. Each network carries a mark; a lookup returns
@@ -268,7 +272,7 @@ pub fn host_addresses() -> Vec<IpAddr> {
         Err(e) => tracing::warn!("Retrieving own IPs from the interfaces failed: {e}"),
     }
     let mut names = vec!["localhost".to_string()];
-    names.extend(host_name());
+    names.extend(Some(crate::util::hostname()).filter(|n| !n.is_empty()));
     for name in names {
         addrs.extend(resolve(&name).into_iter().map(|n| n.addr()));
     }
@@ -314,30 +318,130 @@ fn interface_addresses() -> std::io::Result<Vec<IpAddr>> {
     Ok(out)
 }
 
-fn host_name() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // within it on success (we also stop at the buffer end).
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return None;
-    }
-    let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..len]).into_owned();
-    (!name.is_empty()).then_some(name)
+/// This host's addresses for `ignoreself`, read again whenever an interface
+/// address was added or removed since the last lookup (a netlink socket
+/// subscribed to address events tells). An interface that gets its address
+/// after the start, as slirp4netns' tap0 (the mail-server images'
+/// NETWORK_INTERFACE under rootless Podman) does, is covered from then on.
+#[derive(Debug)]
+pub struct SelfAddresses {
+    /// None: the set stays as it is.
+    events: Option<OwnedFd>,
+    set: Mutex<Arc<PrefixSet>>,
 }
 
-/// This host's addresses as a prefix set, looked up once per process (at
-/// config time) and shared by every jail.
-pub fn self_addresses() -> Arc<PrefixSet> {
-    static SELF: OnceLock<Arc<PrefixSet>> = OnceLock::new();
-    SELF.get_or_init(|| {
-        let mut set = PrefixSet::default();
-        for a in host_addresses() {
-            set.insert(IpNet::from(a), 0);
+impl SelfAddresses {
+    /// A set that never changes.
+    pub fn fixed(set: Arc<PrefixSet>) -> SelfAddresses {
+        SelfAddresses {
+            events: None,
+            set: Mutex::new(set),
         }
-        Arc::new(set)
-    })
-    .clone()
+    }
+
+    /// [`host_addresses`] now, followed as they change, in the network
+    /// namespace of the calling thread.
+    pub fn watched() -> SelfAddresses {
+        // Subscribed before the first read, so that no change falls between.
+        let events = address_events()
+            .map_err(|e| {
+                tracing::warn!("Own addresses will not follow interface changes: {e}");
+            })
+            .ok();
+        SelfAddresses {
+            events,
+            set: Mutex::new(Arc::new(host_prefix_set())),
+        }
+    }
+
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        if self.events.as_ref().is_some_and(addresses_changed) {
+            *set = Arc::new(host_prefix_set());
+        }
+        set.contains(addr)
+    }
+}
+
+fn host_prefix_set() -> PrefixSet {
+    let mut set = PrefixSet::default();
+    for a in host_addresses() {
+        set.insert(IpNet::from(a), 0);
+    }
+    set
+}
+
+/// A non-blocking netlink socket that receives every change of an IPv4 or
+/// IPv6 interface address.
+fn address_events() -> std::io::Result<OwnedFd> {
+    // SAFETY: plain socket creation; the descriptor is owned right away.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain data; all-zero is a valid value.
+    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    sa.nl_groups = (libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR) as u32;
+    // SAFETY: `sa` is a sockaddr_nl of the size given.
+    let bound = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if bound != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Drains the pending address events; true when there was one (or some were
+/// lost because the socket's buffer overflowed).
+fn addresses_changed(fd: &OwnedFd) -> bool {
+    let mut buf = [0u8; 8192];
+    let mut changed = false;
+    loop {
+        // SAFETY: the buffer is valid for its length.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n > 0 {
+            changed = true;
+            continue;
+        }
+        let err = std::io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ENOBUFS) => {
+                changed = true;
+                continue;
+            }
+            _ => changed,
+        };
+    }
+}
+
+/// This host's addresses, shared by every jail: one [`SelfAddresses`] per
+/// process, made at the first call.
+pub fn self_addresses() -> Arc<SelfAddresses> {
+    static SELF: OnceLock<Arc<SelfAddresses>> = OnceLock::new();
+    SELF.get_or_init(|| Arc::new(SelfAddresses::watched()))
+        .clone()
 }
 
 /// Values of the dynamic tags an `ignorecommand` (or `ignorecache` key) may
@@ -353,15 +457,7 @@ fn tag_value<'a>(
         "ip" | "fid" => Some(id),
         "family" => Some(family.unwrap_or("")),
         _ => {
-            let name = tag.strip_prefix("F-").filter(|n| {
-                n.bytes()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
-            })?;
-            let key = match name.to_ascii_lowercase().as_str() {
-                "id" => "fid".to_string(),
-                "port" => "fport".to_string(),
-                k => k.to_string(),
-            };
+            let key = capture_key(tag)?;
             Some(
                 data.iter()
                     .find(|(k, _)| *k == key)
@@ -369,70 +465,6 @@ fn tag_value<'a>(
             )
         }
     }
-}
-
-/// Where a tag stands in the shell text of a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quote {
-    None,
-    Single,
-    Double,
-}
-
-/// Replaces every `<tag>` of `text` that `tag_value` knows with
-/// `subst(tag, value, quoting at that point)`.
-fn replace_tags(
-    text: &str,
-    id: &BanId,
-    data: &[(String, String)],
-    mut subst: impl FnMut(&str, &str, Quote) -> String,
-) -> String {
-    let id_text = id.to_string();
-    let family = id.family();
-    let mut out = String::with_capacity(text.len());
-    let (mut quote, mut escaped) = (Quote::None, false);
-    let mut i = 0;
-    while let Some(ch) = text[i..].chars().next() {
-        if ch == '<' && !escaped {
-            let after = &text[i + 1..];
-            let end = after
-                .find(['>', '<', ' '])
-                .filter(|&e| e > 0 && after.as_bytes()[e] == b'>');
-            if let Some((tag, value)) = end
-                .and_then(|e| Some((&after[..e], tag_value(&after[..e], &id_text, family, data)?)))
-            {
-                out.push_str(&subst(tag, value, quote));
-                i += tag.len() + 2;
-                continue;
-            }
-        }
-        if escaped {
-            escaped = false;
-        } else {
-            match (quote, ch) {
-                (Quote::Single, '\'') => quote = Quote::None,
-                (Quote::Single, _) => {}
-                (_, '\\') => escaped = true,
-                (Quote::None, '\'') => quote = Quote::Single,
-                (Quote::None, '"') => quote = Quote::Double,
-                (Quote::Double, '"') => quote = Quote::None,
-                _ => {}
-            }
-        }
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out
-}
-
-/// The shell variable a tag's value travels in (Fail2ban's `f2bV_` names).
-fn var_name(tag: &str) -> String {
-    let mut name = String::from("f2bV_");
-    name.extend(
-        tag.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
-    );
-    name
 }
 
 /// `ignorecommand`: a shell script; exit 0 means ignore the address.
@@ -451,33 +483,22 @@ impl IgnoreCommand {
     }
 
     /// The script for one id: each tag becomes a reference to an environment
-    /// variable that holds the value, so no value is ever read as shell code:
-    /// `"${f2bV_ip}"` outside quotes, `${f2bV_ip}` inside double quotes, and
-    /// inside single quotes too, where the outer shell leaves it for a nested
-    /// `sh -c '...'` to expand from the environment.
+    /// variable that holds the value, so no value is ever read as shell code
+    /// (the action's quoting, [`substitute_ticket`]): `"${f2bV_ip}"` outside
+    /// quotes, `${f2bV_ip}` inside double quotes, and inside single quotes
+    /// too, where the outer shell leaves it for a nested `sh -c '...'` to
+    /// expand from the environment.
     fn call(
         &self,
         id: &BanId,
         data: &[(String, String)],
         cache_key: Option<String>,
     ) -> IgnoreCommandCall {
-        let mut env: Vec<(String, String)> = Vec::new();
-        let script = replace_tags(&self.template, id, data, |tag, value, quote| {
-            let var = var_name(tag);
-            let reference = match quote {
-                Quote::None => format!("\"${{{var}}}\""),
-                Quote::Single | Quote::Double => format!("${{{var}}}"),
-            };
-            if !env.iter().any(|(k, _)| *k == var) {
-                env.push((var, value.to_string()));
-            }
-            reference
+        let id_text = id.to_string();
+        let script = substitute_ticket(&self.template, SingleQuoted::Script, &mut |tag| {
+            tag_value(tag, &id_text, id.family(), data).map(|v| Value::Data(v.to_string()))
         });
-        IgnoreCommandCall {
-            script,
-            env,
-            cache_key,
-        }
+        IgnoreCommandCall { script, cache_key }
     }
 }
 
@@ -485,8 +506,9 @@ impl IgnoreCommand {
 /// (`run` blocks), then hand the verdict back with `Jail::command_verdict`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IgnoreCommandCall {
-    script: String,
-    env: Vec<(String, String)>,
+    /// Refused when a value would land where the shell runs it (an
+    /// arithmetic expansion).
+    script: Result<Script, TagError>,
     cache_key: Option<String>,
 }
 
@@ -505,22 +527,29 @@ pub enum CommandError {
     },
     #[error("ignorecommand timed out after {0:?} and was killed")]
     Timeout(Duration),
+    #[error("ignorecommand refused: {0}")]
+    Refused(TagError),
 }
 
 impl IgnoreCommandCall {
-    /// The script as `sh -c` runs it (values are in the environment).
+    /// The script as `sh -c` runs it (values are in the environment); empty
+    /// when it was refused.
     pub fn script(&self) -> &str {
-        &self.script
+        self.script.as_ref().map_or("", |s| s.text.as_str())
     }
 
     /// Runs `/bin/sh -c SCRIPT` with the values in its environment: Ok(true)
     /// on exit 0 (ignore), Ok(false) on exit 1, an error otherwise. A command
     /// still running after `timeout` is killed with its process group.
     pub fn run(&self, timeout: Duration) -> Result<bool, CommandError> {
+        let script = self
+            .script
+            .as_ref()
+            .map_err(|e| CommandError::Refused(e.clone()))?;
         let mut child = Command::new("/bin/sh")
             .arg("-c")
-            .arg(&self.script)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .arg(&script.text)
+            .envs(script.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -597,8 +626,12 @@ impl IgnoreCache {
         }
     }
 
+    /// The key is no shell text: values go in as they are.
     fn key_for(&self, id: &BanId, data: &[(String, String)]) -> String {
-        replace_tags(&self.key, id, data, |_, value, _| value.to_string())
+        let id_text = id.to_string();
+        substitute_once(&self.key, |tag| {
+            tag_value(tag, &id_text, id.family(), data).map(Cow::Borrowed)
+        })
     }
 
     fn get(&mut self, key: &str, now: f64) -> Option<bool> {
@@ -656,18 +689,23 @@ pub struct Ignore {
     pub command: Option<IgnoreCommand>,
     /// `ignorecache`.
     pub cache: Option<IgnoreCache>,
-    self_addrs: Arc<PrefixSet>,
+    self_addrs: Arc<SelfAddresses>,
 }
 
 impl Default for Ignore {
     /// `ignoreself` on with this host's addresses, nothing else.
     fn default() -> Self {
-        Ignore::with_self_addresses(self_addresses())
+        Ignore::with_own(self_addresses())
     }
 }
 
 impl Ignore {
+    /// With a fixed set of own addresses.
     pub fn with_self_addresses(self_addrs: Arc<PrefixSet>) -> Ignore {
+        Ignore::with_own(Arc::new(SelfAddresses::fixed(self_addrs)))
+    }
+
+    fn with_own(self_addrs: Arc<SelfAddresses>) -> Ignore {
         Ignore {
             ignoreself: true,
             list: IgnoreList::default(),

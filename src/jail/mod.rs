@@ -25,7 +25,8 @@ pub use expr::ExprError;
 pub use id::{AddrError, BanId};
 pub use ignore::{
     host_addresses, self_addresses, CommandError, Ignore, IgnoreCache, IgnoreCheck, IgnoreCommand,
-    IgnoreCommandCall, IgnoreError, IgnoreList, IgnoredBy, PrefixSet, IGNORE_COMMAND_TIMEOUT,
+    IgnoreCommandCall, IgnoreError, IgnoreList, IgnoredBy, PrefixSet, SelfAddresses,
+    IGNORE_COMMAND_TIMEOUT,
 };
 
 use crate::filter::Failure;

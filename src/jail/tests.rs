@@ -67,6 +67,7 @@ fn failure(fid: &str, time: f64, line: &str) -> Failure {
         matches: vec![line.to_string()],
         data: Vec::new(),
         nofail: false,
+        ..Default::default()
     }
 }
 
@@ -108,6 +109,25 @@ fn status(j: &Jail) -> (usize, u64, usize, u64) {
 
 fn listed(j: &Jail) -> Vec<String> {
     j.banned().map(|b| b.id.to_string()).collect()
+}
+
+/// The jail's bans by id, as the Python side of the comparisons prints them.
+fn bans_json(j: &Jail) -> Vec<Json> {
+    let mut bans: Vec<Json> = j
+        .banned()
+        .map(|b| {
+            json!([
+                b.id.to_string(),
+                b.time,
+                b.bantime,
+                b.count,
+                b.failures,
+                b.matches
+            ])
+        })
+        .collect();
+    bans.sort_by_key(|b| b[0].as_str().unwrap().to_string());
+    bans
 }
 
 #[test]
@@ -291,30 +311,22 @@ fn manual_bans_and_unbans_of_networks() {
         ]
     );
     // The exact entry first.
-    let gone: Vec<String> = j
-        .unban(&id("192.0.2.0/24"))
-        .iter()
-        .map(|b| b.id.to_string())
-        .collect();
-    assert_eq!(gone, ["192.0.2.0/24"]);
+    assert_eq!(unbanned(&mut j, "192.0.2.0/24"), ["192.0.2.0/24"]);
     // Not an entry: every entry whose address is inside, wider ones included.
-    let gone: Vec<String> = j
-        .unban(&id("192.0.0.0/23"))
-        .iter()
-        .map(|b| b.id.to_string())
-        .collect();
-    assert_eq!(gone, ["192.0.0.0/16"]);
-    let gone: Vec<String> = j
-        .unban(&id("2001:db8::/32"))
-        .iter()
-        .map(|b| b.id.to_string())
-        .collect();
-    assert_eq!(gone, ["2001:db8::/48", "2001:db8::1"]);
+    assert_eq!(unbanned(&mut j, "192.0.0.0/23"), ["192.0.0.0/16"]);
+    assert_eq!(
+        unbanned(&mut j, "2001:db8::/32"),
+        ["2001:db8::/48", "2001:db8::1"]
+    );
     assert!(j.unban(&id("203.0.113.1")).is_empty());
     assert_eq!(listed(&j), ["192.0.2.5", "198.51.100.7"]);
     assert_eq!(j.status().total_banned, 6);
     assert_eq!(j.unban_all().len(), 2);
     assert_eq!(status(&j), (0, 0, 0, 6));
+}
+
+fn unbanned(j: &mut Jail, s: &str) -> Vec<String> {
+    j.unban(&id(s)).iter().map(|b| b.id.to_string()).collect()
 }
 
 #[test]
@@ -709,6 +721,25 @@ print(json.dumps(out))
 "#;
 
 /// Numbers as floats, so that Python's `20` and `20.0` compare equal.
+/// Fail2ban's answers and ours, event by event (numbers compared as floats).
+fn assert_same_events<'a>(
+    round: usize,
+    theirs: Json,
+    ours: Json,
+    event: impl Fn(usize) -> &'a Json,
+) {
+    let (theirs, ours) = (normalize(theirs), normalize(ours));
+    for (i, (t, o)) in theirs
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(ours.as_array().unwrap())
+        .enumerate()
+    {
+        assert_eq!(o, t, "round {round}, event {i}: {}", event(i));
+    }
+}
+
 fn normalize(v: Json) -> Json {
     match v {
         Json::Number(n) => json!(n.as_f64().unwrap()),
@@ -802,6 +833,7 @@ fn run_ours(spec: &Json) -> Json {
                         .collect(),
                     data: vec![],
                     nofail: false,
+                    ..Default::default()
                 };
                 json!(counted(j.on_failure(&f, now, &NoHistory))
                     .ban
@@ -825,27 +857,12 @@ fn run_ours(spec: &Json) -> Json {
             }
             op => panic!("{op}"),
         };
-        let s = j.status();
-        let mut bans: Vec<Json> = j
-            .banned()
-            .map(|b| {
-                json!([
-                    b.id.to_string(),
-                    b.time,
-                    b.bantime,
-                    b.count,
-                    b.failures,
-                    b.matches
-                ])
-            })
-            .collect();
-        bans.sort_by_key(|b| b[0].as_str().unwrap().to_string());
         out.push(json!({
             "res": res,
-            "state": [s.currently_failed, s.total_failed, s.currently_banned, s.total_banned],
+            "state": status(&j),
             "list": listed(&j),
             "by_end": j.banned_by_end().iter().map(|b| b.id.to_string()).collect::<Vec<_>>(),
-            "bans": bans,
+            "bans": bans_json(&j),
         }));
     }
     Json::Array(out)
@@ -865,16 +882,7 @@ fn same_decisions_as_fail2ban_on_random_event_streams() {
             "events": random_events(&mut rng, 250),
         });
         let theirs: Json = serde_json::from_str(&python(F2B_SIM, &spec.to_string())).unwrap();
-        let (theirs, ours) = (normalize(theirs), normalize(run_ours(&spec)));
-        for (i, (t, o)) in theirs
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(ours.as_array().unwrap())
-            .enumerate()
-        {
-            assert_eq!(o, t, "round {round}, event {i}: {}", spec["events"][i]);
-        }
+        assert_same_events(round, theirs, run_ours(&spec), |i| &spec["events"][i]);
     }
 }
 
@@ -1096,6 +1104,7 @@ fn known_offenders_same_as_fail2ban_observer() {
                     matches: vec![ev["matches"][0].as_str().unwrap().to_string()],
                     data: vec![],
                     nofail: false,
+                    ..Default::default()
                 };
                 counted(j.on_failure(&f, now, &store)).ban
             };
@@ -1108,38 +1117,14 @@ fn known_offenders_same_as_fail2ban_observer() {
                 };
                 store.0.borrow_mut().insert(b.id.clone(), past);
             }
-            let st = j.status();
-            let mut bans: Vec<Json> = j
-                .banned()
-                .map(|b| {
-                    json!([
-                        b.id.to_string(),
-                        b.time,
-                        b.bantime,
-                        b.count,
-                        b.failures,
-                        b.matches
-                    ])
-                })
-                .collect();
-            bans.sort_by_key(|b| b[0].as_str().unwrap().to_string());
             ours.push(json!({
                 "res": res,
-                "state": [st.currently_failed, st.total_failed, st.currently_banned, st.total_banned],
-                "bans": bans,
+                "state": status(&j),
+                "bans": bans_json(&j),
             }));
             j.expired(now);
         }
-        let (theirs, ours) = (normalize(theirs), normalize(Json::Array(ours)));
-        for (i, (t, o)) in theirs
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(ours.as_array().unwrap())
-            .enumerate()
-        {
-            assert_eq!(o, t, "round {round}, event {i}: {}", events[i]);
-        }
+        assert_same_events(round, theirs, Json::Array(ours), |i| &events[i]);
     }
 }
 

@@ -745,11 +745,7 @@ fn write_json(out: &mut Vec<u8>, value: &Value) {
             w: &mut W,
             first: bool,
         ) -> io::Result<()> {
-            if first {
-                Ok(())
-            } else {
-                w.write_all(b", ")
-            }
+            self.begin_array_value(w, first)
         }
         fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
             w.write_all(b": ")

@@ -8,7 +8,9 @@
 //! spawns live there (a current-thread tokio runtime keeps async work on it).
 //!
 //! [`fail2ban_actions`] reads actions the way Fail2ban does, by running the
-//! installed `fail2ban-client -d` on a copy of /etc/fail2ban.
+//! installed `fail2ban-client -d` on a copy of /etc/fail2ban; [`action_defs`]
+//! and [`jail_local`] make the jail whose actions a test drives. The rest are
+//! helpers the action tests share (tickets, runtimes, captured logs, nft).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -63,6 +65,70 @@ pub fn in_netns<R: Send + 'static>(name: &str, f: impl FnOnce() -> R + Send + 's
     })
     .join()
     .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// A current-thread tokio runtime: async work stays on the calling thread
+/// (and in its namespace).
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn tickets(ids: &[&str]) -> Vec<logban::action::Ticket> {
+    ids.iter()
+        .map(|s| logban::action::Ticket::new(*s))
+        .collect()
+}
+
+/// `nft` on the calling thread (inside its namespace), panicking when it fails.
+pub fn nft(args: &[&str]) -> String {
+    sh("nft", args)
+}
+
+/// Feeds `script` to `nft -f -` on the calling thread.
+pub fn nft_script(script: &str) {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "nft -f - failed on:\n{script}"
+    );
+}
+
+/// The elements of a set of table `inet f2b-table`, as listed, sorted.
+pub fn nft_elements(set: &str) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&nft(&["-j", "list", "set", "inet", "f2b-table", set])).unwrap();
+    let set = v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|x| x.get("set"))
+        .unwrap()
+        .clone();
+    let mut out: Vec<String> = set["elem"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| match e {
+                    serde_json::Value::String(s) => s.clone(),
+                    o => format!(
+                        "{}/{}",
+                        o["prefix"]["addr"].as_str().unwrap(),
+                        o["prefix"]["len"]
+                    ),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// A server namespace and an attacker namespace on one link.
@@ -243,6 +309,15 @@ pub fn fail2ban_actions(dir: &Path) -> BTreeMap<String, Vec<DumpedAction>> {
     jails
 }
 
+/// A jail.local with the stock sshd jail off and `jail` on, without filter
+/// or log, with `options` (`banaction = ...`, `action = ...`, `port = ...`).
+pub fn jail_local(jail: &str, options: &str) -> String {
+    format!(
+        "[sshd]\nenabled = false\n\n[{jail}]\nenabled = true\nfilter =\nlogpath = /dev/null\n\
+         {options}\n"
+    )
+}
+
 /// The actions of `jail` as Fail2ban reads them from a copy of /etc/fail2ban
 /// with `files` over it; `action_files` names the action.d file of each, in
 /// order (Fail2ban's dump names actions, not their files). The tree lives as
@@ -282,12 +357,23 @@ where
     R: Send + 'static,
     F: std::future::Future<Output = R>,
 {
+    in_netns(ns, move || rt().block_on(f()))
+}
+
+/// [`block_on_in`] with the thread's log going to `log`.
+pub fn block_on_logged_in<R, F>(
+    ns: &str,
+    log: &Captured,
+    f: impl FnOnce() -> F + Send + 'static,
+) -> R
+where
+    R: Send + 'static,
+    F: std::future::Future<Output = R>,
+{
+    let log = log.clone();
     in_netns(ns, move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f())
+        let _guard = log.install();
+        rt().block_on(f())
     })
 }
 

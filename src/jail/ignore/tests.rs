@@ -175,6 +175,50 @@ fn ignoreself_covers_this_machine() {
     );
 }
 
+/// NETWORK_INTERFACE=tap0 under rootless Podman: slirp4netns configures
+/// tap0 after the container's processes started. Own addresses that appear
+/// (or go) after the set was made are known at the next lookup.
+#[test]
+fn ignoreself_follows_interfaces_configured_later() {
+    // A network namespace of this thread alone; it goes with the thread.
+    std::thread::spawn(|| {
+        // SAFETY: unshare affects only the calling thread here.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET) needs root: {}",
+            std::io::Error::last_os_error()
+        );
+        let ip = |args: &str| {
+            let st = Command::new("ip")
+                .args(args.split_whitespace())
+                .status()
+                .expect("iproute2's `ip` is needed");
+            assert!(st.success(), "ip {args}");
+        };
+        let own = SelfAddresses::watched();
+        let v4: IpAddr = "192.0.2.77".parse().unwrap();
+        let v6: IpAddr = "2001:db8::77".parse().unwrap();
+        assert!(!own.contains(v4) && !own.contains(v6));
+        ip("link add tap0 type veth peer name tap0-peer");
+        ip("addr add 192.0.2.77/24 dev tap0");
+        ip("-6 addr add 2001:db8::77/64 dev tap0 nodad");
+        ip("link set tap0 up");
+        assert!(own.contains(v4), "address added after start");
+        assert!(own.contains(v6), "IPv6 address added after start");
+        assert!(!own.contains("192.0.2.78".parse().unwrap()));
+        ip("addr del 192.0.2.77/24 dev tap0");
+        assert!(!own.contains(v4), "address removed");
+        assert!(own.contains(v6));
+        // A fixed set does not follow.
+        let fixed = SelfAddresses::fixed(Arc::new(PrefixSet::default()));
+        assert!(!fixed.contains(v6));
+    })
+    .join()
+    .unwrap();
+}
+
 fn ask(ig: &mut Ignore, s: &str, data: &[(String, String)]) -> IgnoreCommandCall {
     match ig.check(&id(s), data, 0.0) {
         IgnoreCheck::AskCommand(call) => call,
@@ -255,6 +299,26 @@ fn ignorecommand_values_are_data_never_code() {
 }
 
 #[test]
+fn ignorecommand_refuses_values_where_the_shell_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let mut ig = no_self();
+    ig.command = IgnoreCommand::new("test $(( <F-COUNT> + 1 )) -gt 3");
+    let data = [(
+        "count".to_string(),
+        format!("a[$(touch {})]", marker.display()),
+    )];
+    let e = ask(&mut ig, "192.0.2.1", &data)
+        .run(IGNORE_COMMAND_TIMEOUT)
+        .unwrap_err();
+    assert!(
+        matches!(&e, CommandError::Refused(TagError::Arithmetic(t)) if t == "F-COUNT"),
+        "{e}"
+    );
+    assert!(!marker.exists());
+}
+
+#[test]
 fn ignorecommand_tags() {
     let mut ig = no_self();
     ig.command = IgnoreCommand::new(
@@ -270,6 +334,9 @@ fn ignorecommand_tags() {
         r#"check "${f2bV_ip}" "${f2bV_family}" "${f2bV_F_USER}" "${f2bV_F_ID}" "${f2bV_F_MISSING}" <unknown> <ip "${f2bV_ip}" '${f2bV_ip}' \""${f2bV_ip}""#
     );
     let env: Vec<(&str, &str)> = call
+        .script
+        .as_ref()
+        .unwrap()
         .env
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -334,7 +401,7 @@ fn ignorecache_remembers_verdicts() {
         ig.check(&id("203.0.113.5"), &[], 402.0),
         IgnoreCheck::Ignored(IgnoredBy::Ip)
     );
-    assert!(ig.cache.as_ref().unwrap().map.get("203.0.113.5").is_none());
+    assert!(!ig.cache.as_ref().unwrap().map.contains_key("203.0.113.5"));
 }
 
 #[test]

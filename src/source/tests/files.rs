@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use crate::source::cursor::Batch;
 use crate::source::files::FileSet;
 use crate::source::{
     first_line_md5, seek_to_time, FileBackend, FileEvent, FileWatcher, LogPath, SeekTime,
@@ -34,6 +35,26 @@ fn log_path(pattern: &Path) -> LogPath {
     }
 }
 
+/// `pattern`, resuming `file` at `pos` if its first line still hashes to `md5`.
+fn resumed(pattern: &Path, file: &Path, pos: u64, md5: String) -> LogPath {
+    LogPath {
+        stored: vec![(
+            file.to_path_buf(),
+            StoredPos {
+                pos,
+                firstlinemd5: md5,
+            },
+        )],
+        ..log_path(pattern)
+    }
+}
+
+fn md5_of(path: &Path) -> String {
+    first_line_md5(&File::open(path).unwrap())
+        .unwrap()
+        .to_string()
+}
+
 fn opts(backend: FileBackend) -> WatcherOptions {
     WatcherOptions {
         backend,
@@ -44,6 +65,7 @@ fn opts(backend: FileBackend) -> WatcherOptions {
 }
 
 struct Harness {
+    backend: FileBackend,
     watcher: FileWatcher,
     rx: Receiver<FileEvent>,
     lines: Vec<Got>,
@@ -56,6 +78,7 @@ impl Harness {
         let watcher = FileWatcher::start(opts(backend), tx).expect("start watcher");
         assert_eq!(watcher.backend(), backend, "inotify must be usable here");
         Harness {
+            backend,
             watcher,
             rx,
             lines: Vec::new(),
@@ -109,6 +132,29 @@ impl Harness {
         self.until(marker, |h| h.lines.iter().any(|l| l.text == marker));
         let last = self.lines.pop().expect("marker");
         assert_eq!(last.text, marker, "marker must be the last line");
+    }
+
+    /// A harness following `name`, a new empty file in a new directory.
+    fn with_new_log(backend: FileBackend, name: &str) -> (tempfile::TempDir, PathBuf, Harness) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        File::create(&path).unwrap();
+        let h = Harness::new(backend);
+        h.watcher.add(log_path(&path));
+        (dir, path, h)
+    }
+
+    /// Waits for as many lines as `want` has, checks that nothing else
+    /// arrives (see `settle`) and that they are `want`, in order.
+    fn expect_all(&mut self, file: &Path, want: &[String]) {
+        self.until_lines(want.len());
+        self.settle(file, "marker");
+        assert_eq!(
+            self.texts(),
+            want.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{:?}",
+            self.backend
+        );
     }
 
     fn texts(&self) -> Vec<&str> {
@@ -172,22 +218,12 @@ fn both(test: fn(FileBackend)) {
 #[test]
 fn chunked_appends_arrive_once_in_order() {
     both(|backend| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mail.log");
-        File::create(&path).unwrap();
-        let mut h = Harness::new(backend);
-        h.watcher.add(log_path(&path));
+        let (_dir, path, mut h) = Harness::with_new_log(backend, "mail.log");
         let want = numbered(0..3000);
         let bytes = joined(&want);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         write_chunked(&mut f, &bytes, 7);
-        h.until_lines(want.len());
-        h.settle(&path, "marker");
-        assert_eq!(
-            h.texts(),
-            want.iter().map(String::as_str).collect::<Vec<_>>(),
-            "{backend:?}"
-        );
+        h.expect_all(&path, &want);
         assert_eq!(h.lines.last().unwrap().end, bytes.len() as u64);
         assert!(h.lines.iter().all(|l| l.current && l.path == path));
         // Positions are the offsets just after each line.
@@ -202,11 +238,7 @@ fn chunked_appends_arrive_once_in_order() {
 #[test]
 fn rename_and_create_rotation_while_writing() {
     both(|backend| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mail.log");
-        File::create(&path).unwrap();
-        let mut h = Harness::new(backend);
-        h.watcher.add(log_path(&path));
+        let (_dir, path, mut h) = Harness::with_new_log(backend, "mail.log");
         h.settle(&path, "start");
         let want = numbered(0..3000);
         for (part, lines) in want.chunks(1000).enumerate() {
@@ -221,13 +253,7 @@ fn rename_and_create_rotation_while_writing() {
             // One rotation per look at the file (see the module docs).
             h.until_lines(part * 1000 + 1);
         }
-        h.until_lines(want.len());
-        h.settle(&path, "marker");
-        assert_eq!(
-            h.texts(),
-            want.iter().map(String::as_str).collect::<Vec<_>>(),
-            "{backend:?}"
-        );
+        h.expect_all(&path, &want);
     });
 }
 
@@ -267,11 +293,7 @@ fn writes_to_the_old_file_after_rename_are_still_read() {
 #[test]
 fn copytruncate_while_writing_loses_nothing_when_the_copy_is_there() {
     both(|backend| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mail.log");
-        File::create(&path).unwrap();
-        let mut h = Harness::new(backend);
-        h.watcher.add(log_path(&path));
+        let (dir, path, mut h) = Harness::with_new_log(backend, "mail.log");
         h.settle(&path, "start");
         let want = numbered(0..3000);
         // The writer keeps one O_APPEND descriptor, as a daemon does.
@@ -285,13 +307,7 @@ fn copytruncate_while_writing_loses_nothing_when_the_copy_is_there() {
             write_chunked(&mut f, &joined(lines), part + 3);
             h.until_lines(part * 1000 + 1);
         }
-        h.until_lines(want.len());
-        h.settle(&path, "marker");
-        assert_eq!(
-            h.texts(),
-            want.iter().map(String::as_str).collect::<Vec<_>>(),
-            "{backend:?}"
-        );
+        h.expect_all(&path, &want);
     });
 }
 
@@ -304,7 +320,7 @@ fn truncation_is_seen_even_when_the_file_regrows_past_the_old_position() {
     // Truncated and rewritten with more than we had read before we look again.
     fs::write(&path, b"second 1 is longer\nsecond 2 is longer\n").unwrap();
     m.poll(&path);
-    let texts: Vec<&str> = m.got.iter().map(|(t, _)| t.as_str()).collect();
+    let texts = m.texts();
     assert_eq!(
         texts,
         [
@@ -329,14 +345,14 @@ fn a_new_first_line_is_seen_as_a_new_file() {
     std::os::unix::fs::FileExt::write_at(&w, b"ccc", 0).unwrap();
     m.poll(&path);
     assert_eq!(
-        m.got.len(),
+        m.got().len(),
         2,
         "the first line is hashed again only every 30 s"
     );
     let f = m.set.followers.get_mut(path.as_path()).unwrap();
     f.current.as_mut().unwrap().md5_at -= Duration::from_secs(31);
     m.poll(&path);
-    let texts: Vec<&str> = m.got.iter().map(|(t, _)| t.as_str()).collect();
+    let texts = m.texts();
     assert_eq!(texts, ["aaa", &long, "ccc", &long]);
 }
 
@@ -345,23 +361,14 @@ fn partial_last_line_waits_for_its_newline() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     append(&path, b"one\ntw");
-    let mut set = FileSet::new(Duration::from_secs(10));
-    let mut got = Vec::new();
-    let mut sink = |ev: FileEvent| {
-        if let FileEvent::Lines(b) = ev {
-            got.extend(b.lines().map(|l| (l.text.to_string(), l.end)));
-        }
-    };
-    for p in set.add(WatchId(1), log_path(&path), &mut sink) {
-        set.poll(&p, &mut sink);
-    }
-    set.poll(&path, &mut sink);
+    let mut m = Manual::new(1, log_path(&path));
+    m.poll(&path);
     append(&path, b"o\r\nthr");
-    set.poll(&path, &mut sink);
+    m.poll(&path);
     append(&path, b"ee\n");
-    set.poll(&path, &mut sink);
+    m.poll(&path);
     assert_eq!(
-        got,
+        m.lines(|end, _| end),
         [
             ("one".to_string(), 4),
             ("two".to_string(), 9),
@@ -377,26 +384,10 @@ fn resumes_from_a_stored_position_when_the_first_line_is_unchanged() {
         let path = dir.path().join("mail.log");
         let want = numbered(0..20);
         fs::write(&path, joined(&want)).unwrap();
-        let md5 = first_line_md5(&File::open(&path).unwrap())
-            .unwrap()
-            .to_string();
         let pos: u64 = want[..5].iter().map(|l| l.len() as u64 + 1).sum();
         let mut h = Harness::new(backend);
-        let mut lp = log_path(&path);
-        lp.stored = vec![(
-            path.clone(),
-            StoredPos {
-                pos,
-                firstlinemd5: md5,
-            },
-        )];
-        h.watcher.add(lp);
-        h.until_lines(15);
-        h.settle(&path, "marker");
-        assert_eq!(
-            h.texts(),
-            want[5..].iter().map(String::as_str).collect::<Vec<_>>()
-        );
+        h.watcher.add(resumed(&path, &path, pos, md5_of(&path)));
+        h.expect_all(&path, &want[5..]);
         assert!(
             h.lines.iter().all(|l| l.backlog),
             "lines present at start are backlog"
@@ -408,24 +399,8 @@ fn resumes_from_a_stored_position_when_the_first_line_is_unchanged() {
         changed[0] = "a different first line".into();
         fs::write(&path2, joined(&changed)).unwrap();
         let mut h = Harness::new(backend);
-        let mut lp = log_path(&path2);
-        let stale = first_line_md5(&File::open(&path).unwrap())
-            .unwrap()
-            .to_string();
-        lp.stored = vec![(
-            path2.clone(),
-            StoredPos {
-                pos,
-                firstlinemd5: stale,
-            },
-        )];
-        h.watcher.add(lp);
-        h.until_lines(20);
-        h.settle(&path2, "marker");
-        assert_eq!(
-            h.texts(),
-            changed.iter().map(String::as_str).collect::<Vec<_>>()
-        );
+        h.watcher.add(resumed(&path2, &path2, pos, md5_of(&path)));
+        h.expect_all(&path2, &changed);
     });
 }
 
@@ -435,27 +410,16 @@ fn a_file_rotated_while_down_resumes_under_its_new_name() {
     let want = numbered(0..10);
     let rotated = dir.path().join("app.log.1");
     fs::write(&rotated, joined(&want)).unwrap();
-    let md5 = first_line_md5(&File::open(&rotated).unwrap())
-        .unwrap()
-        .to_string();
     let pos: u64 = want[..7].iter().map(|l| l.len() as u64 + 1).sum();
     let mut h = Harness::new(FileBackend::Inotify);
-    let mut lp = log_path(&dir.path().join("app.log*"));
     // Stored when the file was still called app.log.
-    lp.stored = vec![(
-        dir.path().join("app.log"),
-        StoredPos {
-            pos,
-            firstlinemd5: md5,
-        },
-    )];
-    h.watcher.add(lp);
-    h.until_lines(3);
-    h.settle(&rotated, "marker");
-    assert_eq!(
-        h.texts(),
-        want[7..].iter().map(String::as_str).collect::<Vec<_>>()
-    );
+    h.watcher.add(resumed(
+        &dir.path().join("app.log*"),
+        &dir.path().join("app.log"),
+        pos,
+        md5_of(&rotated),
+    ));
+    h.expect_all(&rotated, &want[7..]);
 }
 
 #[test]
@@ -470,12 +434,7 @@ fn a_missing_file_is_followed_once_it_appears() {
         let want = numbered(0..50);
         let mut f = File::create(&path).unwrap();
         write_chunked(&mut f, &joined(&want), 1);
-        h.until_lines(50);
-        h.settle(&path, "marker");
-        assert_eq!(
-            h.texts(),
-            want.iter().map(String::as_str).collect::<Vec<_>>()
-        );
+        h.expect_all(&path, &want);
     });
 }
 
@@ -533,16 +492,7 @@ fn a_log_renamed_into_the_glob_is_not_read_twice() {
         h.until_lines(5);
         fs::rename(&path, dir.path().join("app.log.1")).unwrap();
         append(&path, &joined(&numbered(5..10)));
-        h.until_lines(10);
-        h.settle(&path, "marker");
-        assert_eq!(
-            h.texts(),
-            numbered(0..10)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            "{backend:?}"
-        );
+        h.expect_all(&path, &numbered(0..10));
     });
 }
 
@@ -563,11 +513,7 @@ fn two_names_for_one_file_are_read_once() {
 #[test]
 fn garbage_nul_bytes_invalid_utf8_and_a_5mb_line() {
     both(|backend| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("garbage.log");
-        File::create(&path).unwrap();
-        let mut h = Harness::new(backend);
-        h.watcher.add(log_path(&path));
+        let (_dir, path, mut h) = Harness::with_new_log(backend, "garbage.log");
         let mut bytes = Vec::new();
         bytes.extend_from_slice(b"nul\0in\0line\n");
         bytes.extend_from_slice(b"bad \xff\xfe utf8 \xc3\n");
@@ -611,37 +557,51 @@ fn write_chunked_fast(f: &mut File, bytes: &[u8]) {
     }
 }
 
-/// Polls a FileSet by hand; returns (text, backlog) of every line.
+/// Polls a FileSet by hand, keeping the batches of lines.
 struct Manual {
     set: FileSet,
-    got: Vec<(String, bool)>,
+    batches: Vec<Batch>,
 }
 
 impl Manual {
     fn new(id: u32, lp: LogPath) -> Manual {
-        let mut m = Manual {
-            set: FileSet::new(Duration::from_secs(10)),
-            got: Vec::new(),
-        };
-        let got = &mut m.got;
-        let mut sink = |ev: FileEvent| {
-            if let FileEvent::Lines(b) = ev {
-                got.extend(b.lines().map(|l| (l.text.to_string(), b.backlog)));
-            }
-        };
-        for p in m.set.add(WatchId(id), lp, &mut sink) {
-            m.set.poll(&p, &mut sink);
+        let mut set = FileSet::new(Duration::from_secs(10));
+        let mut batches = Vec::new();
+        let mut sink = keep(&mut batches);
+        for p in set.add(WatchId(id), lp, &mut sink) {
+            set.poll(&p, &mut sink);
         }
-        m
+        drop(sink);
+        Manual { set, batches }
     }
 
     fn poll(&mut self, path: &Path) {
-        let got = &mut self.got;
-        self.set.poll(path, &mut |ev: FileEvent| {
-            if let FileEvent::Lines(b) = ev {
-                got.extend(b.lines().map(|l| (l.text.to_string(), b.backlog)));
-            }
-        });
+        self.set.poll(path, &mut keep(&mut self.batches));
+    }
+
+    /// (text, backlog) of every line.
+    fn got(&self) -> Vec<(String, bool)> {
+        self.lines(|_, b| b.backlog)
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.got().into_iter().map(|(t, _)| t).collect()
+    }
+
+    fn lines<T>(&self, with: impl Fn(u64, &Batch) -> T) -> Vec<(String, T)> {
+        self.batches
+            .iter()
+            .flat_map(|b| b.lines().map(move |l| (l.text.to_string(), l.end, b)))
+            .map(|(text, end, b)| (text, with(end, b)))
+            .collect()
+    }
+}
+
+fn keep(batches: &mut Vec<Batch>) -> impl FnMut(FileEvent) + '_ {
+    |ev| {
+        if let FileEvent::Lines(b) = ev {
+            batches.push(b);
+        }
     }
 }
 
@@ -656,7 +616,7 @@ fn tail_starts_after_the_last_complete_line() {
     append(&path, b"ten\nnew\n");
     m.poll(&path);
     assert_eq!(
-        m.got,
+        m.got(),
         [
             ("being written".to_string(), false),
             ("new".to_string(), false)
@@ -677,9 +637,12 @@ fn backlog_ends_at_the_first_end_of_file() {
     append(&later, b"appeared\n");
     l.poll(&later);
     let t = |s: &str, b| (s.to_string(), b);
-    assert_eq!(m.got, [t("old 1", true), t("old 2", true), t("new", false)]);
     assert_eq!(
-        l.got,
+        m.got(),
+        [t("old 1", true), t("old 2", true), t("new", false)]
+    );
+    assert_eq!(
+        l.got(),
         [t("appeared", false)],
         "a file that appears later is new"
     );
@@ -700,12 +663,7 @@ fn start_skips_lines_older_than_findtime() {
         date: Box::new(parse_t),
     });
     h.watcher.add(lp);
-    h.until_lines(100);
-    h.settle(&path, "marker");
-    assert_eq!(
-        h.texts(),
-        lines[900..].iter().map(String::as_str).collect::<Vec<_>>()
-    );
+    h.expect_all(&path, &lines[900..]);
 }
 
 fn parse_t(line: &str) -> Option<f64> {
@@ -798,22 +756,11 @@ fn batches_carry_the_position_to_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mail.log");
     append(&path, b"one\ntwo\n");
-    let mut set = FileSet::new(Duration::from_secs(10));
-    let mut batches = Vec::new();
-    let mut sink = |ev: FileEvent| {
-        if let FileEvent::Lines(b) = ev {
-            batches.push(b);
-        }
-    };
-    for p in set.add(WatchId(3), log_path(&path), &mut sink) {
-        set.poll(&p, &mut sink);
-    }
-    let b = &batches[0];
+    let m = Manual::new(3, log_path(&path));
+    let b = &m.batches[0];
     assert_eq!(&*b.watches, [WatchId(3)]);
     assert_eq!(&*b.path, path.as_path());
-    let md5 = first_line_md5(&File::open(&path).unwrap())
-        .unwrap()
-        .to_string();
+    let md5 = md5_of(&path);
     assert_eq!(
         b.position(),
         Some(StoredPos {
