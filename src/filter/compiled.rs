@@ -27,6 +27,9 @@ pub(crate) struct Compiled {
     tuple: Vec<(Arc<str>, Arc<str>)>,
     /// Indices of `skiplines0`, `skiplines1`, ...
     pub skiplines: Vec<usize>,
+    /// Whether every match starts at the start of the text (`^...`): such a
+    /// regex fails fast on a line it does not fit.
+    pub anchored: bool,
     /// Some(n) when the regex matches every line (text without `\n`, then
     /// the `\n` Fail2ban appends) of at least n characters; see [`any_line`].
     pub any_line: Option<usize>,
@@ -65,6 +68,7 @@ impl Compiled {
         let re = Regex::new(&pyre::to_pcre2(&parsed), flags).map_err(|e| fail(&e))?;
         let cond = required(&parsed.node, lits);
         let any_line = any_line(&parsed.node, parsed.flags);
+        let anchored = starts_anchored(&parsed.node);
         let names: Vec<(usize, Arc<str>)> = re
             .names()
             .iter()
@@ -95,6 +99,7 @@ impl Compiled {
             alt,
             tuple,
             skiplines,
+            anchored,
             any_line,
         })
     }
@@ -160,6 +165,19 @@ impl Compiled {
             }
         }
         splitlines(&all)
+    }
+}
+
+fn starts_anchored(n: &Node) -> bool {
+    match n {
+        Node::At {
+            at: At::Begin | At::BeginString,
+            ..
+        } => true,
+        Node::Group { node, .. } | Node::Atomic(node) => starts_anchored(node),
+        Node::Concat(v) => v.first().is_some_and(starts_anchored),
+        Node::Alt(v) => v.iter().all(starts_anchored),
+        _ => false,
     }
 }
 
@@ -230,6 +248,14 @@ pub(crate) fn set(g: &mut Groups, name: &str, v: Option<String>) {
     match g.iter_mut().find(|(n, _)| &**n == name) {
         Some((_, slot)) => *slot = v,
         None => g.push((name.into(), v)),
+    }
+}
+
+/// As [`set`], with the name already shared.
+pub(crate) fn set_named(g: &mut Groups, name: Arc<str>, v: Option<String>) {
+    match g.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, slot)) => *slot = v,
+        None => g.push((name, v)),
     }
 }
 

@@ -5,7 +5,7 @@
 //! lines through without running any regex and without allocating.
 
 use super::addr::{self, Id, IdError, CIDR_RAW, CIDR_UNSPEC, FAM_IPV4, FAM_IPV6};
-use super::compiled::{get, pop, search, set, Compiled, Groups};
+use super::compiled::{get, pop, search, set, set_named, Compiled, Groups};
 use super::date::{DateDetector, DateHit};
 use super::dns::{Resolver, SystemResolver};
 use super::pcre::Scratch;
@@ -186,10 +186,10 @@ impl Fail {
 
     /// `dict.update`, or with `skip_none` the update Fail2ban does with the
     /// values that are not None.
-    fn update(&mut self, from: &Groups, skip_none: bool) {
+    fn update(&mut self, from: Groups, skip_none: bool) {
         for (k, v) in from {
             if !(skip_none && v.is_none()) {
-                self.set(k, v.clone());
+                set_named(&mut self.groups, k, v);
             }
         }
     }
@@ -242,7 +242,8 @@ impl MlfidCache {
         None
     }
 
-    fn set(&mut self, key: &str, fail: Fail, now: f64) {
+    /// Sets `key`; returns its entry's index.
+    fn set(&mut self, key: &str, fail: Fail, now: f64) -> usize {
         if self.entries.len() >= MLFID_MAX {
             while !self.entries.is_empty() {
                 let expiry = self.remove(0).expiry;
@@ -256,6 +257,7 @@ impl MlfidCache {
                 let e = &mut self.entries[i];
                 e.expiry = now + MLFID_TTL;
                 e.fail = fail;
+                i
             }
             None => {
                 self.hashes.push(key_hash(key));
@@ -264,6 +266,7 @@ impl MlfidCache {
                     expiry: now + MLFID_TTL,
                     fail,
                 }));
+                self.entries.len() - 1
             }
         }
     }
@@ -284,7 +287,8 @@ impl MlfidCache {
 
 /// Where a merged multi-line failure lives after `_mergeFailure`.
 enum Slot {
-    Cached(String),
+    /// Entry `i` of the cache (valid until the cache next changes).
+    Cached(usize),
     Local(Fail),
 }
 
@@ -302,8 +306,10 @@ struct Def {
     ignore_first: bool,
     /// Whether lines are scanned for literals at all.
     scan: bool,
-    /// Whether each failregex is skipped on lines without its literals.
+    /// Whether some failregexes are skipped on lines without their literals
+    /// (those marked in `masked`).
     per_regex: bool,
+    masked: Vec<bool>,
     /// Some(n): the prefregex matches every line of n or more characters,
     /// and a report counts it so on lines the prefilter rejects.
     pref_any_line: Option<usize>,
@@ -492,9 +498,14 @@ impl Filter {
         let prefilter = Prefilter::new(&lits, &gate, &fail_gate, &each);
         let scan = opts.prefilter && !(prefilter.before.always() && prefilter.after.always());
         // In a one-line window a failregex needs one of its literals in the
-        // line (check-all mode tries them all: most are skipped so).
-        let per_regex =
-            opts.prefilter && maxlines == 1 && prefilter.each.iter().any(Option::is_some);
+        // line: a line's literals tell which of those not anchored at the
+        // start (they search the whole line) can be skipped.
+        let masked: Vec<bool> = failregex
+            .iter()
+            .zip(&prefilter.each)
+            .map(|(r, m)| !r.anchored && m.is_some())
+            .collect();
+        let per_regex = opts.prefilter && maxlines == 1 && masked.contains(&true);
         let def = Def {
             name: name.clone(),
             prefregex,
@@ -507,6 +518,7 @@ impl Filter {
             ignore_first,
             scan,
             per_regex,
+            masked,
             pref_any_line,
         };
         let st = State {
@@ -1082,6 +1094,7 @@ impl State {
         };
         for (idx, fr) in def.failregex.iter().enumerate() {
             if def.per_regex
+                && def.masked[idx]
                 && def.prefilter.each[idx]
                     .as_ref()
                     .is_some_and(|m| !m.meets(&self.line_hits))
@@ -1141,7 +1154,7 @@ impl State {
                         g
                     });
                     fail.groups = pre.clone();
-                    fail.update(&groups, false);
+                    fail.update(groups, false);
                 }
                 _ => fail.groups = groups,
             }
@@ -1322,17 +1335,16 @@ impl State {
                 if flags & 4 == 0 && !cached.pending {
                     cached.matches.clear();
                 }
-                cached.update(&fail.groups, true);
+                cached.update(std::mem::take(&mut fail.groups), true);
                 if flags & 2 != 0 {
                     (Slot::Local(self.mlfid.remove(i).fail), users)
                 } else {
-                    (Slot::Cached(mlfid.to_string()), users)
+                    (Slot::Cached(i), users)
                 }
             }
             None if flags & 2 == 0 => {
                 let users = fail.add_user(user);
-                self.mlfid.set(mlfid, fail, now);
-                (Slot::Cached(mlfid.to_string()), users)
+                (Slot::Cached(self.mlfid.set(mlfid, fail, now)), users)
             }
             None => (Slot::Local(fail), 0),
         };
@@ -1393,10 +1405,7 @@ fn warn_once(next: &mut f64, now: f64, emit: impl FnOnce()) {
 fn fail_of<'a>(cache: &'a mut MlfidCache, slot: &'a mut Slot) -> &'a mut Fail {
     match slot {
         Slot::Local(f) => f,
-        Slot::Cached(key) => {
-            let i = cache.find(key).expect("merged entry is cached");
-            &mut cache.entries[i].fail
-        }
+        Slot::Cached(i) => &mut cache.entries[*i].fail,
     }
 }
 
