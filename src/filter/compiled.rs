@@ -30,6 +30,9 @@ pub(crate) struct Compiled {
     /// Whether every match starts at the start of the text (`^...`): such a
     /// regex fails fast on a line it does not fit.
     pub anchored: bool,
+    /// For an anchored regex: the bytes a text it matches can start with
+    /// (None: any, or not known).
+    pub first: Option<FirstBytes>,
     /// Some(n) when the regex matches every line (text without `\n`, then
     /// the `\n` Fail2ban appends) of at least n characters; see [`any_line`].
     pub any_line: Option<usize>,
@@ -69,6 +72,10 @@ impl Compiled {
         let cond = required(&parsed.node, lits);
         let any_line = any_line(&parsed.node, parsed.flags);
         let anchored = starts_anchored(&parsed.node);
+        let first = match &parsed.node {
+            Node::Concat(v) if anchored && parsed.flags & FLAG_M == 0 => first_bytes(&v[1..]),
+            _ => None,
+        };
         let names: Vec<(usize, Arc<str>)> = re
             .names()
             .iter()
@@ -100,6 +107,7 @@ impl Compiled {
             tuple,
             skiplines,
             anchored,
+            first,
             any_line,
         })
     }
@@ -166,6 +174,101 @@ impl Compiled {
         }
         splitlines(&all)
     }
+}
+
+/// A set of bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FirstBytes([u64; 4]);
+
+impl FirstBytes {
+    fn add(&mut self, b: u8) {
+        self.0[b as usize / 64] |= 1 << (b % 64);
+    }
+
+    fn union(&mut self, o: &FirstBytes) {
+        self.0.iter_mut().zip(o.0).for_each(|(a, b)| *a |= b);
+    }
+
+    /// Whether a text starting with `b` may match.
+    pub(crate) fn allows(&self, b: u8) -> bool {
+        self.0[b as usize / 64] & (1 << (b % 64)) != 0
+    }
+}
+
+/// Whether `n` can match without consuming a character.
+fn nullable(n: &Node) -> bool {
+    match n {
+        Node::Lit { .. } | Node::Any | Node::Class { .. } => false,
+        Node::Group { node, .. } | Node::Atomic(node) => nullable(node),
+        Node::Repeat { min, node, .. } => *min == 0 || nullable(node),
+        Node::Concat(v) => v.iter().all(nullable),
+        Node::Alt(v) => v.iter().any(nullable),
+        _ => true,
+    }
+}
+
+/// The first bytes of what a sequence of nodes matches; None when it may
+/// match nothing or a character not worked out here (non-ASCII, classes
+/// of categories, case folding beyond ASCII).
+fn first_bytes(seq: &[Node]) -> Option<FirstBytes> {
+    let mut set = FirstBytes::default();
+    for n in seq {
+        set.union(&first_of(n)?);
+        if !nullable(n) {
+            return Some(set);
+        }
+    }
+    None
+}
+
+fn first_of(n: &Node) -> Option<FirstBytes> {
+    let mut set = FirstBytes::default();
+    // An ASCII character and, caseless, its other case (`k` and `s` also
+    // fold to non-ASCII letters: unknown).
+    let mut ascii = |c: char, icase: bool| -> Option<()> {
+        if !c.is_ascii() || (icase && matches!(c.to_ascii_lowercase(), 'k' | 's')) {
+            return None;
+        }
+        set.add(c as u8);
+        if icase {
+            set.add(c.to_ascii_lowercase() as u8);
+            set.add(c.to_ascii_uppercase() as u8);
+        }
+        Some(())
+    };
+    match n {
+        Node::Lit { c, icase } => ascii(*c, *icase)?,
+        Node::Class {
+            negated: false,
+            items,
+            icase,
+            ..
+        } => {
+            for item in items {
+                match *item {
+                    pyre::ClassItem::Char(c) => ascii(c, *icase)?,
+                    pyre::ClassItem::Range(a, b) if a <= b && b.is_ascii() => {
+                        for c in a..=b {
+                            ascii(c, *icase)?;
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        Node::Group { node, .. } | Node::Atomic(node) | Node::Repeat { node, .. } => {
+            return first_of(node)
+        }
+        Node::Concat(v) => return first_bytes(v),
+        Node::Alt(v) => {
+            for alt in v {
+                set.union(&first_of(alt)?);
+            }
+        }
+        Node::At { .. } | Node::Look { .. } | Node::Empty => {}
+        _ => return None,
+    }
+    Some(set)
 }
 
 fn starts_anchored(n: &Node) -> bool {

@@ -1110,6 +1110,14 @@ impl State {
             } else {
                 &self.alt
             };
+            // An anchored regex cannot match a text that starts otherwise.
+            if fr
+                .first
+                .as_ref()
+                .is_some_and(|f| !text.as_bytes().first().is_some_and(|&b| f.allows(b)))
+            {
+                continue;
+            }
             if !find(fr, text, &mut self.scratch, &mut self.logs, name) {
                 continue;
             }
