@@ -268,16 +268,27 @@ fn filter_def(
             }
         }
     }
+    let origin = |k: &str| match jail {
+        Some((j, cfg)) if from_jail.contains(&k) => cfg.origin(&j.name, k),
+        _ => reader.origin(k),
+    };
     let err = |k: &str, msg: String| match jail {
-        Some((j, cfg)) if from_jail.contains(&k) => ConfigError::new(msg)
-            .at(cfg.origin(&j.name, k))
-            .section(&j.name)
-            .key(k),
+        Some((j, _)) if from_jail.contains(&k) => {
+            ConfigError::new(msg).at(origin(k)).section(&j.name).key(k)
+        }
         _ => ConfigError::new(msg)
+            .at(origin(k))
             .in_file(reader.main_file())
             .section("Definition")
             .key(k),
     };
+    let sources = ["prefregex", "failregex", "ignoreregex", "datepattern"]
+        .into_iter()
+        .filter_map(|k| {
+            let o = origin(k)?;
+            Some((k.to_string(), format!("{}:{}", o.file, o.line)))
+        })
+        .collect();
     let text = |k: &str| eff.get(k).and_then(Value::as_str);
     let maxlines = match eff.get("maxlines").and_then(Value::as_i64) {
         None => 1,
@@ -322,6 +333,7 @@ fn filter_def(
         journal_groups,
         usedns,
         options,
+        sources,
     })
 }
 

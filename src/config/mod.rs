@@ -69,6 +69,9 @@ pub struct FilterDef {
     pub usedns: UseDns,
     /// Every combined option, for `-d` dumps and diagnostics.
     pub options: BTreeMap<String, String>,
+    /// Where the regexes and the date pattern were set (`file:line`), so
+    /// that one that does not compile can be pointed at.
+    pub sources: BTreeMap<String, String>,
 }
 
 /// An action of a jail after layering, parameters and `%()` interpolation.

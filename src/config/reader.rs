@@ -365,6 +365,14 @@ impl DefReader {
             .map_or(self.file.as_str(), String::as_str)
     }
 
+    /// Where `[Definition]` option `key` was set (a parameter has no place).
+    pub fn origin(&self, key: &str) -> Option<&Origin> {
+        if self.init.get(key).is_some_and(Option::is_some) {
+            return None;
+        }
+        self.cfg.origin("Definition", key)
+    }
+
     pub fn actname(&self) -> String {
         self.init
             .get("actname")

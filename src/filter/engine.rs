@@ -83,11 +83,15 @@ impl FilterOptions {
 
 /// A filter that cannot be built, naming the filter and the option.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterError(pub String);
+pub struct FilterError {
+    /// The option at fault (`failregex`, `datepattern`, ...).
+    pub option: &'static str,
+    pub message: String,
+}
 
 impl std::fmt::Display for FilterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -432,8 +436,9 @@ impl Filter {
     /// id, is an error naming the filter and the regex.
     pub fn new(def: &FilterDef, opts: FilterOptions) -> Result<Filter, FilterError> {
         let name = def.name.clone();
-        let err = |what: &str, i: usize, e: String| {
-            FilterError(format!("filter '{name}': {what} #{i}: {e}"))
+        let err = |option: &'static str, i: usize, e: String| FilterError {
+            option,
+            message: format!("filter '{name}': {option} #{i}: {e}"),
         };
         let usedns = opts.usedns.unwrap_or(def.usedns);
         let maxlines = opts.maxlines.unwrap_or(def.maxlines).max(1);
@@ -465,7 +470,10 @@ impl Filter {
             );
         }
         let dates = DateDetector::new(def.datepattern.as_deref(), opts.logtimezone.as_deref())
-            .map_err(|e| FilterError(format!("filter '{name}': datepattern: {e}")))?;
+            .map_err(|e| FilterError {
+                option: "datepattern",
+                message: format!("filter '{name}': datepattern: {e}"),
+            })?;
 
         let ignore_first = !ignoreregex.is_empty() && ignoreregex.len() + 2 < failregex.len();
         let fail_gate = Cond::or(failregex.iter().map(|r| r.cond.clone()).collect());

@@ -181,7 +181,10 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
         Ok(f) => f,
         Err(e) => {
             flush_uses(w, quiet, &uses)?;
-            return fail(format!("ERROR: {e}"));
+            return fail(match src.def.sources.get(e.option) {
+                Some(at) => format!("ERROR: {at}: [Definition] {}: {e}", e.option),
+                None => format!("ERROR: {e}"),
+            });
         }
     };
     if let Some((i, p)) = date_line {
