@@ -116,6 +116,24 @@ struct Prefix {
     text: Vec<u8>,
     /// The match's raw spans (see [`Scratch::raw`]).
     spans: Vec<usize>,
+    /// The date found with it, and the `now` (bits) it was converted at.
+    hit: Option<(u64, DateHit)>,
+}
+
+/// Whether `line` starts with `prefix` (short: compared a word at a time).
+fn starts_with(line: &[u8], prefix: &[u8]) -> bool {
+    if line.len() < prefix.len() {
+        return false;
+    }
+    let word = |b: &[u8], i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap());
+    let mut i = 0;
+    while i + 8 <= prefix.len() {
+        if word(line, i) != word(prefix, i) {
+            return false;
+        }
+        i += 8;
+    }
+    line[i..prefix.len()] == prefix[i..]
 }
 
 /// How many characters past a match to look for its end.
@@ -123,7 +141,11 @@ const PREFIX_SLACK: usize = 8;
 
 impl Prefix {
     fn holds(&self, id: usize, line: &str) -> bool {
-        self.id == Some(id) && line.as_bytes().starts_with(&self.text)
+        self.id == Some(id) && self.holds_for(line)
+    }
+
+    fn holds_for(&self, line: &str) -> bool {
+        starts_with(line.as_bytes(), &self.text)
     }
 
     /// After template `slot` matched `line` (spans in `scratch`): the
@@ -131,6 +153,7 @@ impl Prefix {
     /// (see [`crate::filter::pcre::Regex::settles`]), if one is near.
     fn learn(&mut self, slot: &Slot, line: &str, scratch: &mut Scratch) {
         self.id = None;
+        self.hit = None;
         let Some((_, end)) = scratch.get(0) else {
             return;
         };
@@ -323,6 +346,44 @@ impl DateDetector {
     /// date part is optional and absent) has `time = Some(now)`; Fail2ban's
     /// filter then prefers its last date if that is less than 60 s old.
     pub fn find(&mut self, line: &str, now: f64) -> Option<DateHit> {
+        if let Some(hit) = self.repeat(line, now) {
+            return Some(hit);
+        }
+        let hit = self.find_anew(line, now)?;
+        if let Some(i) = self.last_idx {
+            if self.prefix.id == Some(self.templates[i].id) && self.prefix.holds_for(line) {
+                self.prefix.hit = Some((now.to_bits(), hit));
+            }
+        }
+        Some(hit)
+    }
+
+    /// The common case: the line starts as the one before, where the last
+    /// template (anchored at the line start) settled its match (see
+    /// [`Prefix`]). The result is the last one; only the statistics move,
+    /// as [`DateDetector::match_time`] moves them for the same winner.
+    fn repeat(&mut self, line: &str, now: f64) -> Option<DateHit> {
+        let i = self.last_idx?;
+        let (bits, hit) = self.prefix.hit?;
+        let slot = &mut self.templates[i];
+        if bits != now.to_bits()
+            || self.prefix.id != Some(slot.id)
+            || slot.t.flags & LINE_BEGIN == 0
+            || !self.prefix.holds_for(line)
+        {
+            return None;
+        }
+        slot.hits += 1;
+        slot.matched = true;
+        slot.last_used = now;
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.in_scratch = None;
+        Some(hit)
+    }
+
+    fn find_anew(&mut self, line: &str, now: f64) -> Option<DateHit> {
         let found = self.match_time(line, now)?;
         if self.in_scratch != Some((found.idx, found.start_b, found.subject_end)) {
             // The winner was set aside while other templates ran: redo its match.
