@@ -1456,7 +1456,9 @@ enum Joint {
 const JOINT_SIDE: usize = 256;
 
 fn joint(text: &str, pre: usize, post: usize, longest: usize) -> Joint {
-    if pre >= post || pre == 0 || post >= text.len() || longest < 2 {
+    // An empty cut (an optional date that matched nothing) splits the text
+    // in two as well: a literal may span the split.
+    if pre > post || pre == 0 || post >= text.len() || longest < 2 {
         return Joint::Nothing;
     }
     let n = longest - 1;
@@ -1733,6 +1735,20 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_literal_across_an_empty_date_match_is_seen() {
+        // `^WARNING:()**` matches an empty date after `WARNING:`.
+        let mut f = filter(
+            r"^WARNING: Authentication from <HOST>$",
+            FilterOptions::regex_tool(),
+        );
+        let line = "WARNING: Authentication from 192.0.2.1";
+        assert_eq!(found(&mut f, line, hit(8, 8, Some(T)), None).len(), 1);
+        let mut raw = f.prefilter().hits();
+        f.prefilter().scan(line.as_bytes(), &mut raw);
+        assert_eq!(found(&mut f, line, hit(8, 8, Some(T)), Some(&raw)).len(), 1);
     }
 
     #[test]
