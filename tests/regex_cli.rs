@@ -78,7 +78,13 @@ fn reports_read_as_fail2ban_regex_writes_them() {
     let log = sample_log(dir.path());
     let log = log.to_str().unwrap();
     for filter in ["sshd", "postfix[mode=extra]", "dovecot"] {
-        for opts in [&[][..], &["-v"], &["--print-all-matched", "-L", "5"]] {
+        // No name is resolved (`-r`, `--usedns no`): the comparison needs
+        // no network and takes no DNS timeouts.
+        for opts in [
+            &["-r"][..],
+            &["-v", "--usedns", "no"],
+            &["--print-all-matched", "-L", "5", "-r"],
+        ] {
             let mut args: Vec<&str> = opts.to_vec();
             args.extend([log, filter]);
             let theirs = run(FAIL2BAN_REGEX, &args);
@@ -113,7 +119,7 @@ fn out_forms_print_what_fail2ban_regex_prints() {
     let log = log.to_str().unwrap();
     // (`-o matches` shows Python's internal tuples: not reproduced.)
     for form in ["id", "ip", "msg", "user", "dns"] {
-        let args = ["-o", form, log, "sshd"];
+        let args = ["-r", "-o", form, log, "sshd"];
         let ours = logban(&args);
         assert!(ours.status.success());
         assert!(!ours.stdout.is_empty(), "-o {form} printed nothing");
@@ -169,9 +175,9 @@ fn filters_by_name_path_and_in_a_foreign_file_agree() {
     let dir = tempfile::tempdir().unwrap();
     let log = sample_log(dir.path());
     let log = log.to_str().unwrap();
-    let by_name = logban(&[log, "sshd[mode=aggressive]"]);
+    let by_name = logban(&["-r", log, "sshd[mode=aggressive]"]);
     let path = format!("{STOCK_CONF}/filter.d/sshd.conf[mode=aggressive]");
-    let by_path = logban(&[log, &path]);
+    let by_path = logban(&["-r", log, &path]);
     assert_eq!(summary(&by_name), summary(&by_path));
     // A filter file outside any filter.d, with its include beside it.
     let own = dir.path().join("mine");
@@ -187,7 +193,7 @@ fn filters_by_name_path_and_in_a_foreign_file_agree() {
     )
     .unwrap();
     let foreign = format!("{}[mode=aggressive]", own.join("my-ssh.conf").display());
-    let out = logban(&[log, &foreign]);
+    let out = logban(&["-r", log, &foreign]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("Use   failregex file : "));
     assert_eq!(summary(&out), summary(&by_name));

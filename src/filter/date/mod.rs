@@ -688,7 +688,21 @@ impl TemplateList {
             "{DEFAULT}" => Ok(()),
             k if template::has_date(k) => self.add_defaults(false, Some(pattern)),
             "{NONE}" => self.push(template::pattern_template("{UNB}^", Some(&key))?, false),
-            _ => self.push(template::pattern_template(pattern, Some(&key))?, false),
+            _ => {
+                let t = template::pattern_template(pattern, Some(&key))?;
+                // Fail2ban caches templates by pattern: one written as an
+                // anchored default is that template, its weight of 100 too.
+                let defaults = template::defaults()?;
+                let t = match defaults
+                    .all
+                    .iter()
+                    .find(|d| d.weight > 1.0 && d.name == t.name)
+                {
+                    Some(d) => d.clone(),
+                    None => t,
+                };
+                self.push(t, false)
+            }
         }
     }
 
