@@ -5,7 +5,7 @@
 
 use pcre2_sys::*;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Compile-time flags.
 #[derive(Debug, Clone, Copy, Default)]
@@ -46,16 +46,38 @@ pub enum MatchError {
     Other(i32),
 }
 
-struct Code(*mut pcre2_code_8);
+/// A compiled pattern, JIT-compiled when first matched (a filter's many
+/// regexes and the date templates are mostly never tried on a given log).
+struct Code {
+    ptr: *mut pcre2_code_8,
+    /// Also JIT-compile for hard partial matching.
+    partial: bool,
+    /// (JIT-compiled, JIT-compiled for partial matching too), set once.
+    jit: OnceLock<(bool, bool)>,
+}
 
-// SAFETY: a compiled (and JIT-compiled) pcre2_code is immutable and documented
-// as safe to share between threads; all mutable match state lives in Scratch.
+// SAFETY: a compiled pcre2_code is immutable once JIT-compiled, and documented
+// as safe to share between threads; the JIT compilation happens once, inside
+// `jit.get_or_init`, before any match (every match goes through `jitted`).
+// All mutable match state lives in Scratch.
 unsafe impl Send for Code {}
 unsafe impl Sync for Code {}
 
+impl Code {
+    fn jitted(&self) -> (bool, bool) {
+        *self.jit.get_or_init(|| {
+            let jit = unsafe { pcre2_jit_compile_8(self.ptr, PCRE2_JIT_COMPLETE) } == 0;
+            let partial = jit
+                && self.partial
+                && unsafe { pcre2_jit_compile_8(self.ptr, PCRE2_JIT_PARTIAL_HARD) } == 0;
+            (jit, partial)
+        })
+    }
+}
+
 impl Drop for Code {
     fn drop(&mut self) {
-        unsafe { pcre2_code_free_8(self.0) }
+        unsafe { pcre2_code_free_8(self.ptr) }
     }
 }
 
@@ -67,9 +89,6 @@ pub struct Regex {
     captures: usize,
     /// (group index, name), sorted by index.
     names: Arc<[(usize, Box<str>)]>,
-    jit: bool,
-    /// JIT-compiled for hard partial matching too.
-    partial: bool,
 }
 
 impl std::fmt::Debug for Regex {
@@ -124,27 +143,25 @@ impl Regex {
                 offset: erroffset,
             });
         }
-        let code = Code(code);
-        let jit = unsafe { pcre2_jit_compile_8(code.0, PCRE2_JIT_COMPLETE) } == 0;
-        let partial = jit
-            && flags.partial
-            && unsafe { pcre2_jit_compile_8(code.0, PCRE2_JIT_PARTIAL_HARD) } == 0;
+        let code = Code {
+            ptr: code,
+            partial: flags.partial,
+            jit: OnceLock::new(),
+        };
         let mut captures: u32 = 0;
         unsafe {
             pcre2_pattern_info_8(
-                code.0,
+                code.ptr,
                 PCRE2_INFO_CAPTURECOUNT,
                 &mut captures as *mut u32 as *mut _,
             )
         };
-        let names = unsafe { read_name_table(code.0) };
+        let names = unsafe { read_name_table(code.ptr) };
         Ok(Regex {
             code: Arc::new(code),
             pattern: pattern.into(),
             captures: captures as usize,
             names: names.into(),
-            jit,
-            partial,
         })
     }
 
@@ -171,7 +188,7 @@ impl Regex {
     }
 
     pub fn is_jit(&self) -> bool {
-        self.jit
+        self.code.jitted().0
     }
 
     /// Searches `subject` from byte `start`. On a match the spans are in
@@ -188,14 +205,15 @@ impl Regex {
         if start > subject.len() {
             return Err(MatchError::Other(PCRE2_ERROR_BADOFFSET));
         }
+        let (jit, _) = self.code.jitted();
         let rc = unsafe {
-            let run = if self.jit {
+            let run = if jit {
                 pcre2_jit_match_8
             } else {
                 pcre2_match_8
             };
             run(
-                self.code.0,
+                self.code.ptr,
                 subject.as_ptr(),
                 subject.len(),
                 start,
@@ -225,13 +243,13 @@ impl Regex {
     /// the same groups (left in `scratch`), in every subject that starts
     /// with `subject`. False when it cannot tell.
     pub fn settles(&self, subject: &str, scratch: &mut Scratch) -> bool {
-        if !self.partial {
+        if !self.code.jitted().1 {
             return false;
         }
         scratch.fit(self.captures + 1);
         let rc = unsafe {
             pcre2_jit_match_8(
-                self.code.0,
+                self.code.ptr,
                 subject.as_ptr(),
                 subject.len(),
                 0,

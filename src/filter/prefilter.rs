@@ -12,6 +12,7 @@
 use super::pyre::{ClassItem, Node};
 use aho_corasick::{packed, AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Largest exact set kept before it is turned into a condition.
 const MAX_EXACT: usize = 16;
@@ -422,7 +423,9 @@ struct Finder {
 }
 
 impl Finder {
-    fn new<'a>(lits: impl Iterator<Item = (u32, &'a Literal)>) -> Finder {
+    /// A finder of the literals; with `overlapping`, able to report each
+    /// of them ([`Finder::all`]), else only whether any is there.
+    fn new<'a>(lits: impl Iterator<Item = (u32, &'a Literal)>, overlapping: bool) -> Finder {
         let mut f = Finder::default();
         let mut texts: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
         for (i, l) in lits {
@@ -439,12 +442,16 @@ impl Finder {
                     .expect("literal automaton")
             })
         };
-        f.exact = build(&texts[0], false);
         f.caseless = build(&texts[1], true);
-        // Leftmost-first finds a match whenever any literal occurs.
-        f.packed = (!texts[0].is_empty())
-            .then(|| packed::Searcher::new(texts[0].iter()))
-            .flatten();
+        if !overlapping {
+            // Leftmost-first finds a match whenever any literal occurs.
+            f.packed = (!texts[0].is_empty())
+                .then(|| packed::Searcher::new(texts[0].iter()))
+                .flatten();
+        }
+        if f.packed.is_none() {
+            f.exact = build(&texts[0], false);
+        }
         f
     }
 
@@ -560,7 +567,7 @@ impl Gate {
             .filter(|p| !parts.iter().any(|q| q != *p && p.implies(q)))
             .collect();
         Gate {
-            finder: Some(Finder::new(kept.into_iter().map(|l| (0, l)))),
+            finder: Some(Finder::new(kept.into_iter().map(|l| (0, l)), false)),
             mask,
         }
     }
@@ -591,7 +598,8 @@ pub struct Prefilter {
     /// it matches holds one (None: no such set).
     pub(crate) each: Vec<Option<Hits>>,
     longest: usize,
-    all: Finder,
+    /// Every literal, for [`Prefilter::scan`] (built on first use).
+    all: OnceLock<Finder>,
 }
 
 impl Prefilter {
@@ -631,7 +639,7 @@ impl Prefilter {
             before: Gate::new(b, &literals, &index),
             after: Gate::new(a, &literals, &index),
             each,
-            all: Finder::new(literals.iter().enumerate().map(|(i, l)| (i as u32, l))),
+            all: OnceLock::new(),
             literals,
         }
     }
@@ -655,7 +663,11 @@ impl Prefilter {
 
     /// Adds every literal found in `text` to `hits`, as a shared scan does.
     pub fn scan(&self, text: &[u8], hits: &mut Hits) {
-        self.all.all(text, hits);
+        let all = self.all.get_or_init(|| {
+            let lits = self.literals.iter().enumerate();
+            Finder::new(lits.map(|(i, l)| (i as u32, l)), true)
+        });
+        all.all(text, hits);
     }
 
     /// For a scan of many lines at once: where in `text[from..]` the first
