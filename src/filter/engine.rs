@@ -42,8 +42,8 @@ pub struct FilterOptions {
     /// matched on every line, and which buffered lines a multi-line match took.
     pub report: bool,
     /// Failures carry what a summary counts (id, time, regex, flags), not
-    /// their lines (`matches`) and captures (`data`): `fail2ban-regex`'s
-    /// report needs no more, and a busy log is read faster.
+    /// their lines (`matches`), captures (`data`) and `users`:
+    /// `fail2ban-regex`'s report needs no more, and a busy log is read faster.
     pub counts_only: bool,
     /// Resolves DNS names for `usedns = yes|warn`.
     pub resolver: Arc<dyn Resolver>,
@@ -1493,15 +1493,15 @@ fn failure(
     counts_only: bool,
 ) -> Failure {
     let target = f.ip.as_ref().or(id.as_ref());
-    let (matches, data) = if counts_only {
-        (Vec::new(), Vec::new())
+    let (matches, data, users) = if counts_only {
+        (Vec::new(), Vec::new(), Vec::new())
     } else {
         let data = f
             .groups
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
             .collect();
-        (f.matches.clone(), data)
+        (f.matches.clone(), data, f.users.clone())
     };
     Failure {
         fid: id.as_ref().map(Id::text).unwrap_or_default(),
@@ -1513,7 +1513,7 @@ fn failure(
         regex,
         prefix_len: target.and_then(Id::prefix_len),
         ip: f.ip.as_ref().map(Id::text),
-        users: f.users.clone(),
+        users,
         pending: id.is_none(),
         dated,
     }
