@@ -219,6 +219,8 @@ const MLFID_TTL: f64 = 300.0;
 #[derive(Debug, Default)]
 struct MlfidCache {
     hashes: Vec<u64>,
+    // Boxed: a full cache drops its oldest entry on each insertion.
+    #[allow(clippy::vec_box)]
     entries: Vec<Box<MlfidEntry>>,
 }
 
@@ -1443,7 +1445,9 @@ fn gate_at_cut(g: &Gate, text: &str, pre: usize, post: usize, longest: usize) ->
     }
 }
 
-/// What joining the text around a cut-out date may have made.
+/// What joining the text around a cut-out date may have made (on the
+/// stack, briefly: no allocation per line).
+#[allow(clippy::large_enum_variant)]
 enum Joint {
     /// The cut is at an end of the line: nothing new.
     Nothing,

@@ -253,7 +253,7 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
             filter.process_line(line, &mut found);
             let kept: Vec<&Failure> = found
                 .iter()
-                .filter(|f| !f.nofail && !(o.json && f.pending))
+                .filter(|f| !(f.nofail || o.json && f.pending))
                 .collect();
             if kept.is_empty() {
                 return Ok(());
@@ -317,13 +317,17 @@ fn flush_uses(w: &mut dyn Write, quiet: bool, uses: &[String]) -> io::Result<()>
     Ok(())
 }
 
+/// What is done with each line: its number, text, and whether it holds a
+/// literal of the filter's first gate (None: not known).
+type Each<'a> = dyn FnMut(usize, &str, Option<bool>) -> io::Result<()> + 'a;
+
 /// Feeds each line of the log, decoded, to `each` with its number and,
 /// when `gate` is given and could run, whether it holds a literal.
 fn for_each_line(
     log: LogInput,
     encoding: Encoding,
     gate: Option<input::Gate>,
-    each: &mut dyn FnMut(usize, &str, Option<bool>) -> io::Result<()>,
+    each: &mut Each,
 ) -> io::Result<()> {
     match log {
         LogInput::File(file) => input::each_line(file, encoding, gate, each),
