@@ -110,25 +110,46 @@ enum LogInput {
 
 fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
     let quiet = o.out.is_some() || o.json;
-    let fail = |msg: String| -> io::Result<i32> {
-        eprintln!("{msg}");
-        Ok(FAILED)
-    };
     if !quiet {
         writeln!(w, "\nRunning tests\n=============\n")?;
     }
-    if let Err(e) = start_log(&o.log_level) {
-        return fail(e);
+    // The `Use ...` lines Fail2ban prints while it reads the arguments.
+    let mut uses = Vec::new();
+    let prepared = start_log(&o.log_level).and_then(|()| {
+        let encoding = Encoding::parse(&o.encoding)
+            .ok_or_else(|| format!("ERROR: unknown encoding: {}", o.encoding))?;
+        let (filter, src) = build_filter(o, &mut uses)?;
+        let log = open_log(o, &filter, &mut uses)?;
+        Ok((filter, src, log, encoding))
+    });
+    if !quiet {
+        for u in &uses {
+            writeln!(w, "{u}")?;
+        }
     }
+    let (mut filter, src, log, encoding) = match prepared {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return Ok(FAILED);
+        }
+    };
     if o.debuggex {
         tracing::warn!("-D/--debuggex is not supported by logban; ignored");
     }
-    let Some(encoding) = Encoding::parse(&o.encoding) else {
-        return fail(format!("ERROR: unknown encoding: {}", o.encoding));
-    };
+    if quiet {
+        failures(o, &mut filter, log, encoding, w)?;
+    } else {
+        report(o, &mut filter, &src, log, encoding, w)?;
+    }
+    Ok(0)
+}
+
+/// The filter the REGEX (and IGNOREREGEX) arguments define, with the
+/// command line's settings; its `Use` lines are added to `uses`.
+fn build_filter(o: &Options, uses: &mut Vec<String>) -> Result<(Filter, load::Source), String> {
     // Fail2ban prints the command line's settings first, the filter file's
     // after its name; the date pattern's description needs the built filter.
-    let mut uses: Vec<String> = Vec::new();
     if o.maxlines > 0 {
         uses.push(format!("Use         maxlines : {}", o.maxlines));
     }
@@ -137,16 +158,9 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
         date_line = Some((uses.len(), p.clone()));
         uses.push(String::new());
     }
-    let (log_arg, regex_arg) = (&o.args[0], &o.args[1]);
-    let mut src = match load::failregex(&o.config, regex_arg, o.maxlines.max(1), &mut |l| {
+    let mut src = load::failregex(&o.config, &o.args[1], o.maxlines.max(1), &mut |l| {
         uses.push(l)
-    }) {
-        Ok(s) => s,
-        Err(e) => {
-            flush_uses(w, quiet, &uses)?;
-            return fail(e);
-        }
-    };
+    })?;
     if o.maxlines > 0 {
         src.def.maxlines = o.maxlines;
     } else if src.file_maxlines {
@@ -161,6 +175,7 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
     if let Some(ignore) = o.args.get(2) {
         load::ignoreregex(&mut src, ignore, &mut |l| uses.push(l));
     }
+    let quiet = o.out.is_some() || o.json;
     let opts = FilterOptions {
         usedns: Some(usedns(o.usedns.as_deref())),
         logtimezone: o.timezone.clone(),
@@ -177,16 +192,10 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
         counts_only: !quiet,
         ..FilterOptions::regex_tool()
     };
-    let mut filter = match Filter::new(&src.def, opts) {
-        Ok(f) => f,
-        Err(e) => {
-            flush_uses(w, quiet, &uses)?;
-            return fail(match src.def.sources.get(e.option) {
-                Some(at) => format!("ERROR: {at}: [Definition] {}: {e}", e.option),
-                None => format!("ERROR: {e}"),
-            });
-        }
-    };
+    let filter = Filter::new(&src.def, opts).map_err(|e| match src.def.sources.get(e.option) {
+        Some(at) => format!("ERROR: {at}: [Definition] {}: {e}", e.option),
+        None => format!("ERROR: {e}"),
+    })?;
     if let Some((i, p)) = date_line {
         let t: Vec<_> = filter.date_detector().templates().collect();
         let name = match t.len() {
@@ -195,34 +204,31 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
         };
         uses[i] = format!("Use      datepattern : {p} : {name}");
     }
+    Ok((filter, src))
+}
 
-    let log = if std::path::Path::new(log_arg).is_file() {
-        match std::fs::File::open(log_arg) {
-            Ok(data) => {
-                uses.push(format!("Use         log file : {log_arg}"));
-                uses.push(format!("Use         encoding : {}", o.encoding));
-                LogInput::File(data)
-            }
-            Err(e) => {
-                flush_uses(w, quiet, &uses)?;
-                return fail(format!("ERROR: {log_arg}: {e}"));
-            }
-        }
-    } else if log_arg.starts_with("systemd-journal") {
-        flush_uses(w, quiet, &uses)?;
-        return fail(
+/// The LOG argument: a file, or lines given on the command line.
+fn open_log(o: &Options, filter: &Filter, uses: &mut Vec<String>) -> Result<LogInput, String> {
+    let arg = &o.args[0];
+    let log = if std::path::Path::new(arg).is_file() {
+        let file = std::fs::File::open(arg).map_err(|e| format!("ERROR: {arg}: {e}"))?;
+        uses.push(format!("Use         log file : {arg}"));
+        uses.push(format!("Use         encoding : {}", o.encoding));
+        LogInput::File(file)
+    } else if arg.starts_with("systemd-journal") {
+        return Err(
             "ERROR: logban regex does not read the journal; export it first \
-             (journalctl -o short-iso > FILE) and give the file"
+                    (journalctl -o short-iso > FILE) and give the file"
                 .into(),
         );
-    } else if filter.maxlines() <= 1 && !log_arg.contains('\n') {
+    } else if filter.maxlines() <= 1 && !arg.contains('\n') {
         uses.push(format!(
             "Use      single line : {}",
-            load::shortstr(log_arg, 53)
+            load::shortstr(arg, 53)
         ));
-        LogInput::Lines(vec![log_arg.clone()])
+        LogInput::Lines(vec![arg.clone()])
     } else {
-        let lines: Vec<String> = log_arg.split('\n').map(str::to_string).collect();
+        let lines: Vec<String> = arg.split('\n').map(str::to_string).collect();
         uses.push(format!("Use      multi line : {} line(s)", lines.len()));
         for (i, l) in lines.iter().enumerate() {
             if i >= 5 {
@@ -240,33 +246,48 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
         LogInput::Lines(lines)
     };
     uses.push(String::new());
-    flush_uses(w, quiet, &uses)?;
+    Ok(log)
+}
 
+/// `-o` and `--json`: the failures of each line, nothing else.
+fn failures(
+    o: &Options,
+    filter: &mut Filter,
+    log: LogInput,
+    encoding: Encoding,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let mut found = Vec::new();
+    for_each_line(log, encoding, None, &mut |n, line, _| {
+        if line.starts_with('#') || line.is_empty() {
+            return Ok(());
+        }
+        found.clear();
+        filter.process_line(line, &mut found);
+        let kept: Vec<&Failure> = found
+            .iter()
+            .filter(|f| !(f.nofail || o.json && f.pending))
+            .collect();
+        if kept.is_empty() {
+            return Ok(());
+        }
+        match &o.out {
+            Some(fmt) => output::out(w, fmt, &kept),
+            None => kept.iter().try_for_each(|f| output::json(w, n, f)),
+        }
+    })
+}
+
+/// The report: every line counted, then the results.
+fn report(
+    o: &Options,
+    filter: &mut Filter,
+    src: &load::Source,
+    log: LogInput,
+    encoding: Encoding,
+    w: &mut dyn Write,
+) -> io::Result<()> {
     let started = Instant::now();
-    if quiet {
-        let mut found = Vec::new();
-        let mut each = |n: usize, line: &str, _: Option<bool>| -> io::Result<()> {
-            if line.starts_with('#') || line.is_empty() {
-                return Ok(());
-            }
-            found.clear();
-            filter.process_line(line, &mut found);
-            let kept: Vec<&Failure> = found
-                .iter()
-                .filter(|f| !(f.nofail || o.json && f.pending))
-                .collect();
-            if kept.is_empty() {
-                return Ok(());
-            }
-            match &o.out {
-                Some(fmt) => output::out(w, fmt, &kept),
-                None => kept.iter().try_for_each(|f| output::json(w, n, f)),
-            }
-        };
-        for_each_line(log, encoding, None, &mut each)?;
-        return Ok(0);
-    }
-
     let keep = if o.maxlines > 0 { o.maxlines } else { 20 };
     let ropts = ReportOptions {
         print_all_matched: o.print_all_matched,
@@ -276,7 +297,7 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
         print_no_ignored: o.print_no_ignored,
         keep,
     };
-    let mut report = RegexReport::new(&filter, ropts);
+    let mut report = RegexReport::new(filter, ropts);
     let mut pref_groups: Vec<String> = Vec::new();
     let has_pref = filter.prefregex().is_some() && o.verbose > 0;
     // One scan per block finds the lines that may matter.
@@ -285,7 +306,7 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
     let gate: Option<input::Gate> = filter.prefilter_rejects().then_some(&gate);
     for_each_line(log, encoding, gate, &mut |_, line, open| {
         let before = report.prefregex;
-        report.line_gated(&mut filter, line, open);
+        report.line_gated(filter, line, open);
         if has_pref && report.prefregex > before && pref_groups.len() <= keep {
             pref_groups.push(if pref_groups.len() < keep {
                 output::groups_repr(&filter.prefregex_groups())
@@ -297,24 +318,14 @@ fn run(o: &Options, w: &mut dyn Write) -> io::Result<i32> {
     })?;
     let run = output::Run {
         opts: o,
-        filter: &filter,
+        filter,
         report: &report,
         failregex: &src.failregex,
         ignoreregex: &src.ignoreregex,
         pref_groups: &pref_groups,
         elapsed: started.elapsed().as_secs_f64(),
     };
-    output::report(w, &run)?;
-    Ok(0)
-}
-
-fn flush_uses(w: &mut dyn Write, quiet: bool, uses: &[String]) -> io::Result<()> {
-    if !quiet {
-        for u in uses {
-            writeln!(w, "{u}")?;
-        }
-    }
-    Ok(())
+    output::report(w, &run)
 }
 
 /// What is done with each line: its number, text, and whether it holds a
