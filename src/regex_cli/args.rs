@@ -182,7 +182,7 @@ const SPECS: &[Spec] = &[
         &["journalmatch"],
         Some("JOURNALMATCH"),
         Opt::JournalMatch,
-        "journal matches (systemd-journal only)",
+        "accepted, no effect (the journal is not read)",
     ),
     (
         Some('l'),
@@ -224,7 +224,7 @@ const SPECS: &[Spec] = &[
         &["debuggex"],
         None,
         Opt::Debuggex,
-        "print debuggex.com links for the lines",
+        "accepted, not supported (a warning says so)",
     ),
     (
         None,
