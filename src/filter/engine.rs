@@ -1167,7 +1167,15 @@ impl State {
                 Some(p) if p.names.iter().any(|(_, n)| &**n != "content") => {
                     let pre = pre_groups.get_or_insert_with(|| {
                         let spans = &self.pref_spans;
-                        let mut g = p.groups(&self.buf, |i| spans.get(i).copied().flatten());
+                        // The content is not a failure's: not even copied.
+                        let content = p.re.group_index("content");
+                        let mut g = p.groups(&self.buf, |i| {
+                            spans
+                                .get(i)
+                                .copied()
+                                .flatten()
+                                .filter(|_| Some(i) != content)
+                        });
                         pop(&mut g, "content");
                         g
                     });
@@ -1176,8 +1184,11 @@ impl State {
                 }
                 _ => fail.groups = groups,
             }
-            let matched_text: Vec<String> =
-                matched.iter().map(|&i| window[i].text.clone()).collect();
+            let matched_text: Vec<String> = if def.opts.counts_only {
+                Vec::new()
+            } else {
+                matched.iter().map(|&i| window[i].text.clone()).collect()
+            };
             let mlfid = fail.get("mlfid").map(str::to_string);
             let mut slot = match &mlfid {
                 Some(id) => {
@@ -1336,11 +1347,11 @@ impl State {
         if fail.pop("mlfforget").is_some_and(|v| !v.is_empty()) {
             flags |= 2;
         }
-        let user = fail.get("user").map(str::to_string);
+        let user = |fail: &Fail| fail.get("user").map(str::to_string);
         let (slot, users) = match cached {
             Some(i) => {
                 let cached = &mut self.mlfid.entries[i].fail;
-                let users = cached.add_user(user);
+                let users = cached.add_user(user(&fail));
                 if cached.pop("nofail").is_some_and(|v| !v.is_empty()) {
                     flags |= 4;
                 }
@@ -1361,7 +1372,7 @@ impl State {
                 }
             }
             None if flags & 2 == 0 => {
-                let users = fail.add_user(user);
+                let users = fail.add_user(user(&fail));
                 (Slot::Cached(self.mlfid.set(mlfid, fail, now)), users)
             }
             None => (Slot::Local(fail), 0),

@@ -15,6 +15,8 @@ pub struct ReportOptions {
     /// `-L` when given, else 20: without `--print-all-*`, at most this many
     /// plus one missed or ignored lines are kept.
     pub keep: usize,
+    /// Keep each hit's id (`-v` lists them), not only the count.
+    pub hit_ids: bool,
 }
 
 impl Default for ReportOptions {
@@ -26,6 +28,7 @@ impl Default for ReportOptions {
             print_no_missed: false,
             print_no_ignored: false,
             keep: 20,
+            hit_ids: true,
         }
     }
 }
@@ -120,7 +123,11 @@ impl RegexReport {
         for (n, f) in self.failures.iter().enumerate() {
             if let Some(hits) = self.failregex.get_mut(f.regex) {
                 hits.push(Hit {
-                    fid: f.fid.clone(),
+                    fid: if self.opts.hit_ids {
+                        f.fid.clone()
+                    } else {
+                        String::new()
+                    },
                     time: f.time,
                     multiple: n - count_nofail(&self.failures[..n]) > 1,
                 });

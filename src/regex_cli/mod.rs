@@ -296,6 +296,7 @@ fn report(
         print_no_missed: o.print_no_missed,
         print_no_ignored: o.print_no_ignored,
         keep,
+        hit_ids: o.verbose > 0,
     };
     let mut report = RegexReport::new(filter, ropts);
     let mut pref_groups: Vec<String> = Vec::new();
