@@ -70,13 +70,27 @@ pub struct Opts {
     pub interactive: bool,
     /// `-v` count minus `-q` count.
     pub verbose: i32,
+    /// `-V` (short: the number) or `--version`.
     pub version: bool,
+    /// `--version`: `Fail2Ban v1.0.2`.
+    pub long_version: bool,
     pub help: bool,
     pub is_async: bool,
     pub timeout: Option<String>,
     pub str2sec: Option<String>,
     /// logban addition: JSON output from the client.
     pub json: bool,
+}
+
+impl Opts {
+    /// What `-V` (the number) and `--version` print, as Fail2ban's tools.
+    pub fn version_text(&self) -> String {
+        if self.long_version {
+            format!("Fail2Ban v{}", crate::config::FAIL2BAN_VERSION)
+        } else {
+            crate::config::FAIL2BAN_VERSION.to_string()
+        }
+    }
 }
 
 /// Parses options the way Python's getopt does for Fail2ban: short flags may be
@@ -118,7 +132,7 @@ pub fn parse_opts(args: &[String]) -> Result<(Opts, Vec<String>), String> {
                 "test" => o.test = true,
                 "async" => o.is_async = true,
                 "help" => o.help = true,
-                "version" => o.version = true,
+                "version" => (o.version, o.long_version) = (true, true),
                 "dp" | "dump-pretty" => o.dump = 2,
                 "json" => o.json = true,
                 _ => return Err(format!("option --{name} not recognized")),
@@ -196,6 +210,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         Some((Program::Config, rest)) => config_main(&rest),
         Some((Program::InstallLinks, rest)) => install_links_main(&rest),
+        Some((Program::Server, rest)) => crate::server::main(&strings(&rest)),
+        Some((Program::Client, rest)) => crate::client::main(&strings(&rest)),
         Some((prog, _rest)) => {
             eprintln!("logban: {prog:?} is not built yet");
             2
@@ -243,6 +259,14 @@ fn usage_exit(args: &[OsString]) -> i32 {
     } else {
         2
     }
+}
+
+/// Arguments as the option parser takes them (lossy: file names with
+/// invalid UTF-8 are not expected on these command lines).
+fn strings(args: &[OsString]) -> Vec<String> {
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 fn config_main(args: &[OsString]) -> i32 {

@@ -76,6 +76,27 @@ pub struct CommandAction {
     unenforced: HashMap<String, Ticket>,
     start_failed: bool,
     repair_on_unban: bool,
+    /// Added to a failing `actionstart`: the likely fix.
+    start_hint: Option<String>,
+}
+
+/// The fix for a known misconfiguration that makes `actionstart` fail: the
+/// iptables actions default to `type = oneport`, whose `--dport <port>`
+/// iptables refuses for a port list (`--dport smtp,465,submission`).
+fn start_hint(def: &ActionDef) -> Option<String> {
+    let start = def.get("actionstart")?;
+    let list = start.split("--dport ").skip(1).any(|rest| {
+        rest.split_whitespace()
+            .next()
+            .is_some_and(|port| port.contains(','))
+    });
+    list.then(|| {
+        format!(
+            "--dport takes a single port (the action's `type = oneport`); for a port \
+             list use banaction = {}[type=multiport]",
+            def.file
+        )
+    })
 }
 
 impl CommandAction {
@@ -99,6 +120,7 @@ impl CommandAction {
             env: env.clone(),
             unenforced: HashMap::new(),
             start_failed: false,
+            start_hint: start_hint(def),
         }
     }
 
@@ -181,6 +203,9 @@ impl CommandAction {
         let mut msg = format!("{} {}", op.key(), out.describe(self.timeout));
         if !out.first_error_line().is_empty() {
             msg = format!("{msg}: {}", out.first_error_line());
+        }
+        if let (Op::Start | Op::Check, Some(hint)) = (op, &self.start_hint) {
+            msg = format!("{msg} -- {hint}");
         }
         Err(ActionError::new(Cause::CommandFailed, msg))
     }
@@ -265,6 +290,12 @@ impl CommandAction {
     /// Jail start: `actionstart` for every family (unless on demand), then
     /// the bans still active.
     pub async fn start(&mut self, active: &[Ticket]) -> Outcome {
+        let started = self.start_all().await;
+        started.and(self.restore(active).await)
+    }
+
+    /// `actionstart` for every family, unless started on demand.
+    async fn start_all(&mut self) -> Outcome {
         let mut first = Ok(());
         if !self.on_demand {
             let fams = self.families.clone();
@@ -282,7 +313,79 @@ impl CommandAction {
                 }
             }
         }
-        first.and(self.ban(active).await)
+        first
+    }
+
+    /// The bans still active at start. A chain of per-address iptables
+    /// rules or an ipset that is there already (left by a crash) is brought
+    /// in line with them in one iptables-restore or ipset restore, with the
+    /// family started as a ban would start it; everything else is banned as
+    /// usual.
+    async fn restore(&mut self, active: &[Ticket]) -> Outcome {
+        let mut rest: Vec<Ticket> = Vec::new();
+        for fam in [Family::Inet4, Family::Inet6] {
+            let group: Vec<&Ticket> = active.iter().filter(|t| t.family() == Some(fam)).collect();
+            if self.reconcile_existing(Some(fam), &group).await.is_none() {
+                rest.extend(group.into_iter().cloned());
+            }
+        }
+        rest.extend(active.iter().filter(|t| t.family().is_none()).cloned());
+        self.ban(&rest).await
+    }
+
+    /// [`restore`](Self::restore) for one family; None when the ban command
+    /// is not an insert into a chain or an addition to an ipset, when that
+    /// does not exist, or when this fails (the bans then go as usual, which
+    /// reports what fails).
+    async fn reconcile_existing(&mut self, fam: Fam, group: &[&Ticket]) -> Option<()> {
+        let cmd = self.command(Op::Ban, fam).ok()?;
+        // The ban command of a placeholder gives the chain when there is no ban.
+        let probe = Ticket::new(match fam {
+            Some(Family::Inet6) => "::",
+            _ => "0.0.0.0",
+        });
+        let mut texts = Vec::with_capacity(group.len().max(1));
+        for t in group
+            .iter()
+            .copied()
+            .chain(group.is_empty().then_some(&probe))
+        {
+            match self.render(&cmd, Some(t), fam).await {
+                Ok(s) if s.env.is_empty() => texts.push(s.text),
+                _ => return None,
+            }
+        }
+        let mut existing = batch::Existing::parse(&texts)?;
+        if group.is_empty() {
+            existing = existing.without_addresses();
+        }
+        let (program, args) = existing.listing();
+        let mut c = self.env.command(&program);
+        c.args(&args);
+        let listing = sys::run(c, None, self.timeout).await.ok()?;
+        if !listing.success() {
+            return None;
+        }
+        if self.on_demand && self.started.get(&fam).map_or(true, |v| *v == 0) {
+            self.start_family(fam, true).await.ok()?;
+        }
+        if let Some(b) = existing.reconcile(&listing.stdout) {
+            let mut c = self.env.command(&b.program);
+            c.args(&b.args);
+            let out = sys::run(c, Some(b.input.into_bytes()), self.timeout).await;
+            out.ok().filter(sys::Output::success)?;
+        }
+        tracing::debug!(target: "fail2ban.action",
+            "[{}] {}: {} brought in line with {} bans", self.jail, self.name, existing.name(), group.len());
+        let state = self.started.entry(fam).or_insert(0);
+        *state |= STARTED;
+        if !group.is_empty() {
+            *state |= HAS_ITEMS;
+        }
+        for t in group {
+            self.unenforced.remove(&t.fid);
+        }
+        Some(())
     }
 
     /// Checks the family's invariant; when broken, repairs it (`actionrepair`,
@@ -553,7 +656,7 @@ impl CommandAction {
     pub async fn retry(&mut self) -> Outcome {
         let mut first = Ok(());
         if self.start_failed {
-            first = self.start(&[]).await;
+            first = self.start_all().await;
         }
         let pending: Vec<Ticket> = self.unenforced.values().cloned().collect();
         first.and(self.ban(&pending).await)

@@ -1,7 +1,10 @@
 //! Carries bans out: command actions from action.d (tags, parameters, family
 //! sections, shell with attacker text passed only as data) and native firewall
 //! backends (batched nftables, hosts.deny), with batching of `ipset` and
-//! `iptables` commands.
+//! `iptables` commands. At start every firewall is brought in line with the
+//! bans still active (what a crash left is neither doubled nor kept stale):
+//! nftables in one transaction, an iptables chain or ipset of per-address
+//! entries in one restore.
 //!
 //! Each action of a jail runs in its own task that owns the action's state and
 //! takes requests from a channel: requests to one action run in order, a slow
@@ -36,7 +39,9 @@ pub use tags::Family;
 pub struct Settings {
     /// PATH for the programs actions run (`nft`, `sh`, ...); None: logban's own.
     pub path: Option<std::ffi::OsString>,
-    /// How often an action whose bans are not enforced tries again.
+    /// How often, at most, an action whose bans are not enforced tries
+    /// again: the first retry comes after a second (or this, if shorter),
+    /// each further one waits twice as long, up to this.
     pub retry_every: Duration,
 }
 
@@ -51,6 +56,11 @@ impl Default for Settings {
 
 /// At most this many tickets are merged from queued requests into one batch.
 const MAX_MERGED: usize = 200_000;
+
+/// The first wait before an action whose bans are not enforced tries again:
+/// a firewall that comes back soon (a tool installed, a capability granted,
+/// a table restored) is caught up with soon; later retries back off.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// Merged information about an address over several bans (from the database).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -448,9 +458,11 @@ impl JailActions {
     /// Starts the actions with the bans still active (from the database):
     /// native firewalls are reconciled with them in one transaction, command
     /// actions run `actionstart` (unless started on demand) and ban each
-    /// (`restored` tickets skip `norestored` actions). Call it first: a native
-    /// firewall's first operation reconciles it with the bans it was given,
-    /// so entries of an earlier run that are not in `active` are removed.
+    /// (`restored` tickets skip `norestored` actions), except that an
+    /// iptables chain or ipset of per-address entries that exists already is
+    /// reconciled in one restore. Call it first: a firewall's first operation
+    /// reconciles it with the bans it was given, so entries of an earlier run
+    /// that are not in `active` are removed.
     pub async fn start(&self, active: Vec<Ticket>) -> Result<(), ActionsError> {
         self.send(active, Op::Start).await
     }
@@ -606,7 +618,11 @@ async fn work(
     retry_every: Duration,
 ) {
     let mut held: Option<Request> = None;
+    let mut retry_in = FIRST_RETRY.min(retry_every);
     loop {
+        if backend.healthy() {
+            retry_in = FIRST_RETRY.min(retry_every);
+        }
         let req = match held.take() {
             Some(r) => r,
             None if backend.healthy() || matches!(backend, Backend::Broken(_)) => {
@@ -620,9 +636,10 @@ async fn work(
                     Some(r) => r,
                     None => return,
                 },
-                _ = tokio::time::sleep(retry_every) => {
+                _ = tokio::time::sleep(retry_in) => {
                     let outcome = backend.run(&Op::Retry).await;
                     shared.record(&outcome, backend.healthy());
+                    retry_in = (retry_in * 2).min(retry_every);
                     continue;
                 }
             },

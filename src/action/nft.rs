@@ -593,23 +593,35 @@ fn set_refs(v: &Json, out: &mut Vec<String>) {
     }
 }
 
+/// The items of an `nft -j` listing.
+fn json_items(text: &str) -> Result<Vec<Json>, String> {
+    let mut doc: Json = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    match doc.get_mut("nftables").map(Json::take) {
+        Some(Json::Array(items)) => Ok(items),
+        _ => Err("no \"nftables\" list".into()),
+    }
+}
+
 impl TableNow {
-    fn parse(text: &str, spec: &NftSpec) -> Result<TableNow, String> {
-        let doc: Json = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let items = doc
-            .get("nftables")
-            .and_then(Json::as_array)
-            .ok_or("no \"nftables\" list")?;
+    /// The table from `nft -j -t list ruleset` (objects without set
+    /// elements); None when the ruleset has no such table.
+    fn parse(text: &str, spec: &NftSpec) -> Result<Option<TableNow>, String> {
+        let ours = |o: &Json, key: &str| {
+            o.get("family").and_then(Json::as_str) == Some(spec.table_family.as_str())
+                && o.get(key).and_then(Json::as_str) == Some(spec.table.as_str())
+        };
+        let mut found = false;
         let mut t = TableNow::default();
-        for item in items {
-            if let Some(s) = item.get("set") {
+        for item in json_items(text)? {
+            if let Some(tb) = item.get("table") {
+                found |= ours(tb, "name");
+            } else if let Some(s) = item.get("set").filter(|s| ours(s, "table")) {
                 let name = s
                     .get("name")
                     .and_then(Json::as_str)
                     .unwrap_or("")
                     .to_string();
-                let fam = FAMILIES.into_iter().find(|f| spec.set(*f).name == name);
-                let mut set = SetNow {
+                let set = SetNow {
                     addr_type: s
                         .get("type")
                         .map(|t| t.as_str().map_or(t.to_string(), String::from))
@@ -620,19 +632,8 @@ impl TableNow {
                         .is_some_and(|f| f.iter().any(|x| x == "interval")),
                     ..SetNow::default()
                 };
-                // Other jails' elements are not logban's business here.
-                let elems = s
-                    .get("elem")
-                    .and_then(Json::as_array)
-                    .filter(|_| fam.is_some());
-                for e in elems.into_iter().flatten() {
-                    match fam.and_then(|f| json_elem(e, f)) {
-                        Some(x) => set.elems.push(x),
-                        None => set.opaque = true,
-                    }
-                }
                 t.sets.insert(name, set);
-            } else if let Some(c) = item.get("chain") {
+            } else if let Some(c) = item.get("chain").filter(|c| ours(c, "table")) {
                 if c.get("name").and_then(Json::as_str) == Some(spec.chain.as_str()) {
                     let s = |k: &str| c.get(k).and_then(Json::as_str).unwrap_or("").to_string();
                     t.chain = Some((
@@ -643,7 +644,7 @@ impl TableNow {
                 } else {
                     t.other_chains += 1;
                 }
-            } else if let Some(r) = item.get("rule") {
+            } else if let Some(r) = item.get("rule").filter(|r| ours(r, "table")) {
                 let mut sets = Vec::new();
                 set_refs(r.get("expr").unwrap_or(&Json::Null), &mut sets);
                 t.rules.push(RuleNow {
@@ -658,7 +659,25 @@ impl TableNow {
                 });
             }
         }
-        Ok(t)
+        Ok(found.then_some(t))
+    }
+
+    /// Fills in the elements of set `name` (of family `fam`) from
+    /// `nft -j list set`.
+    fn add_elements(&mut self, name: &str, fam: Family, text: &str) -> Result<(), String> {
+        let Some(set) = self.sets.get_mut(name) else {
+            return Ok(());
+        };
+        for item in json_items(text)? {
+            let elems = item.get("set").and_then(|s| s.get("elem"));
+            for e in elems.and_then(Json::as_array).into_iter().flatten() {
+                match json_elem(e, fam) {
+                    Some(x) => set.elems.push(x),
+                    None => set.opaque = true,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The rules of our chain that use `set`, in chain order.
@@ -669,15 +688,33 @@ impl TableNow {
             .collect()
     }
 
-    /// Fills in the rules' text from `nft -a list chain` output.
-    fn add_rule_texts(&mut self, listing: &str) {
-        let texts: HashMap<u64, &str> = listing
-            .lines()
-            .filter_map(|l| {
-                let (rule, handle) = l.rsplit_once(" # handle ")?;
-                Some((handle.trim().parse().ok()?, rule.trim()))
-            })
-            .collect();
+    /// Fills in the rules' text from `nft -a -t list ruleset` output (the
+    /// rules of our table and chain).
+    fn add_rule_texts(&mut self, listing: &str, spec: &NftSpec) {
+        let table = format!("table {} {} ", spec.table_family, spec.table);
+        let chain = format!("chain {} ", spec.chain);
+        let (mut in_table, mut in_chain) = (false, false);
+        let mut texts: HashMap<u64, &str> = HashMap::new();
+        for l in listing.lines() {
+            let l = l.trim();
+            if l.starts_with("table ") {
+                in_table = l.starts_with(&table);
+                in_chain = false;
+                continue;
+            }
+            if l.starts_with("chain ") || l.starts_with("set ") || l.starts_with("map ") {
+                in_chain = in_table && l.starts_with(&chain);
+                continue;
+            }
+            if !in_chain {
+                continue;
+            }
+            if let Some((rule, handle)) = l.rsplit_once(" # handle ") {
+                if let Ok(h) = handle.trim().parse() {
+                    texts.insert(h, rule.trim());
+                }
+            }
+        }
         for r in &mut self.rules {
             if let Some(t) = texts.get(&r.handle) {
                 r.text = t.to_string();
@@ -690,6 +727,13 @@ struct FamState {
     banned: PrefixSet,
     /// The set and its rules exist.
     started: bool,
+}
+
+impl FamState {
+    /// The set and its rules must be there.
+    fn wanted(&self) -> bool {
+        self.started || !self.banned.is_empty()
+    }
 }
 
 /// The nftables action of one jail.
@@ -798,29 +842,49 @@ impl Nft {
         Err(classify(&out))
     }
 
+    /// The table as it is, with the elements of our sets that must stay
+    /// and the text of our chain's rules only when something must stay.
+    /// Terse listings (`-t`) leave set elements out: nft 1.0.6 otherwise
+    /// reads every set of the table for `list table` and `list chain`, and
+    /// one jail's read (a stop, a start) would cost as much as the other
+    /// jails' bans.
     async fn read(&self) -> Result<Option<TableNow>, ActionError> {
+        let listed = |out: &Output| -> Result<(), ActionError> {
+            if out.success() {
+                Ok(())
+            } else {
+                Err(classify(out))
+            }
+        };
+        let unreadable = |e: String| {
+            ActionError::new(Cause::Refused, format!("cannot read the nft listing: {e}"))
+        };
+        let out = self.nft(&["-j", "-t", "list", "ruleset"], None).await?;
+        listed(&out)?;
+        let Some(mut t) = TableNow::parse(&out.stdout, &self.spec).map_err(unreadable)? else {
+            return Ok(None);
+        };
         let (tf, table) = (&self.spec.table_family, &self.spec.table);
-        let out = self.nft(&["-j", "list", "table", tf, table], None).await?;
-        if !out.success() {
-            if out.stderr.contains("No such file or directory") {
-                return Ok(None);
+        let mut keep_any = false;
+        for fam in FAMILIES {
+            let f = &self.fams[fam_index(fam)];
+            if !f.wanted() {
+                continue;
             }
-            return Err(classify(&out));
+            keep_any = true;
+            let name = &self.spec.set(fam).name;
+            if t.sets.contains_key(name) {
+                let out = self
+                    .nft(&["-j", "list", "set", tf, table, name], None)
+                    .await?;
+                listed(&out)?;
+                t.add_elements(name, fam, &out.stdout).map_err(unreadable)?;
+            }
         }
-        let mut t = TableNow::parse(&out.stdout, &self.spec).map_err(|e| {
-            ActionError::new(
-                Cause::Refused,
-                format!("cannot read `nft -j list table`: {e}"),
-            )
-        })?;
-        if t.chain.is_some() {
-            let out = self
-                .nft(&["-a", "list", "chain", tf, table, &self.spec.chain], None)
-                .await?;
-            if !out.success() {
-                return Err(classify(&out));
-            }
-            t.add_rule_texts(&out.stdout);
+        if keep_any && t.chain.is_some() {
+            let out = self.nft(&["-a", "-t", "list", "ruleset"], None).await?;
+            listed(&out)?;
+            t.add_rule_texts(&out.stdout, &self.spec);
         }
         Ok(Some(t))
     }
@@ -875,7 +939,7 @@ impl Nft {
         self.failed = result.is_err();
         if self.synced {
             for f in &mut self.fams {
-                f.started = f.started || !f.banned.is_empty();
+                f.started = f.wanted();
             }
         }
         result
@@ -885,11 +949,7 @@ impl Nft {
         let spec = &self.spec;
         let p = spec.prefix();
         let mut tx = Tx::default();
-        let wanted: Vec<bool> = self
-            .fams
-            .iter()
-            .map(|f| f.started || !f.banned.is_empty())
-            .collect();
+        let wanted: Vec<bool> = self.fams.iter().map(FamState::wanted).collect();
         let any_wanted = wanted.iter().any(|w| *w);
         let empty = TableNow::default();
         let t = now.unwrap_or(&empty);
@@ -1112,6 +1172,35 @@ fn not_an_address(t: &Ticket) -> ActionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_name_the_fix() {
+        use std::os::unix::process::ExitStatusExt;
+        let refused = |stderr: &str| {
+            classify(&Output {
+                status: Some(std::process::ExitStatus::from_raw(256)),
+                timed_out: false,
+                stdout: String::new(),
+                stderr: stderr.into(),
+            })
+        };
+        let e =
+            refused("Error: Could not process rule: Operation not permitted\nadd table inet t\n");
+        assert_eq!(e.cause, Cause::NoPermission);
+        assert!(e.message.contains("--cap-add=NET_ADMIN"), "{e}");
+        // A kernel without nf_tables, or without interval sets.
+        for msg in [
+            "netlink: Error: cache initialization failed: Protocol not supported\n",
+            "Error: Could not process rule: Operation not supported\nadd set inet t s { flags interval; }\n",
+        ] {
+            let e = refused(msg);
+            assert_eq!(e.cause, Cause::KernelSupport, "{msg}");
+            assert!(e.message.contains("banaction to an iptables action"), "{e}");
+        }
+        let e = refused("/dev/stdin:1:1-3: Error: syntax error, unexpected junk\n");
+        assert_eq!(e.cause, Cause::Refused);
+        assert!(e.message.contains("syntax error"), "{e}");
+    }
 
     #[test]
     fn ports_resolve_through_services() {
@@ -1342,21 +1431,44 @@ mod tests {
     #[test]
     fn listing_parses() {
         let spec = spec();
-        let text = r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "inet", "name": "f2b-table"}},
-          {"set": {"name": "addr-set-x", "type": "ipv4_addr", "flags": ["interval"],
-                   "elem": ["192.0.2.5", {"prefix": {"addr": "198.51.100.0", "len": 24}},
-                            {"range": ["203.0.113.1", "203.0.113.9"]}, {"elem": {"val": "192.0.2.9", "timeout": 5}}]}},
-          {"set": {"name": "addr6-set-x", "type": "ipv6_addr"}},
-          {"chain": {"name": "f2b-chain", "type": "filter", "hook": "input", "prio": -1}},
-          {"rule": {"chain": "f2b-chain", "handle": 4, "expr": [{"match": {"right": "@addr-set-x"}}, {"drop": null}]}}]}"#;
-        let t = TableNow::parse(text, &spec).unwrap();
-        let s = &t.sets["addr-set-x"];
-        assert!(s.interval && !s.opaque);
-        assert_eq!(s.elems.len(), 4);
-        assert_eq!(s.elems[2], Elem::Other("203.0.113.1-203.0.113.9".into()));
+        let ruleset = r#"{"nftables": [{"metainfo": {}},
+          {"table": {"family": "ip", "name": "other"}},
+          {"set": {"family": "ip", "table": "other", "name": "addr-set-x", "type": "ipv4_addr"}},
+          {"rule": {"family": "ip", "table": "other", "chain": "f2b-chain", "handle": 9, "expr": [{"match": {"right": "@addr-set-x"}}]}},
+          {"table": {"family": "inet", "name": "f2b-table"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr-set-x", "type": "ipv4_addr", "flags": ["interval"]}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr6-set-x", "type": "ipv6_addr"}},
+          {"chain": {"family": "inet", "table": "f2b-table", "name": "f2b-chain", "type": "filter", "hook": "input", "prio": -1}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "f2b-chain", "handle": 4, "expr": [{"match": {"right": "@addr-set-x"}}, {"drop": null}]}}]}"#;
+        let mut t = TableNow::parse(ruleset, &spec).unwrap().unwrap();
+        assert!(t.sets["addr-set-x"].interval);
         assert!(!t.sets["addr6-set-x"].interval);
         assert_eq!(t.chain, Some(("filter".into(), "input".into(), -1)));
+        assert_eq!(t.rules.len(), 1);
         assert_eq!(t.rules_on("f2b-chain", "addr-set-x")[0].handle, 4);
         assert!(t.rules_on("f2b-chain", "addr6-set-x").is_empty());
+
+        let set = r#"{"nftables": [{"metainfo": {}},
+          {"set": {"name": "addr-set-x", "type": "ipv4_addr", "flags": ["interval"],
+                   "elem": ["192.0.2.5", {"prefix": {"addr": "198.51.100.0", "len": 24}},
+                            {"range": ["203.0.113.1", "203.0.113.9"]}, {"elem": {"val": "192.0.2.9", "timeout": 5}}]}}]}"#;
+        t.add_elements("addr-set-x", Family::Inet4, set).unwrap();
+        let s = &t.sets["addr-set-x"];
+        assert!(!s.opaque);
+        assert_eq!(s.elems.len(), 4);
+        assert_eq!(s.elems[2], Elem::Other("203.0.113.1-203.0.113.9".into()));
+
+        let text = "table ip other { # handle 2\n\tchain f2b-chain { # handle 1\n\
+                    \t\tip saddr @addr-set-x accept # handle 4\n\t}\n}\n\
+                    table inet f2b-table { # handle 1\n\tset addr-set-x { # handle 2\n\
+                    \t\ttype ipv4_addr\n\t}\n\tchain f2b-chain { # handle 3\n\
+                    \t\ttype filter hook input priority filter - 1; policy accept;\n\
+                    \t\tip saddr @addr-set-x drop # handle 4\n\t}\n}\n";
+        t.add_rule_texts(text, &spec);
+        assert_eq!(t.rules[0].text, "ip saddr @addr-set-x drop");
+
+        let none =
+            r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "ip", "name": "f2b-table"}}]}"#;
+        assert!(TableNow::parse(none, &spec).unwrap().is_none());
     }
 }

@@ -193,6 +193,22 @@ pub fn beautify(cmd: &[String], reply: &Value) -> String {
             ),
             _ => format!("No actions for jail {}", cmd[1]),
         },
+        Some(what @ ("actionproperties" | "actionmethods")) => {
+            let kind = if what == "actionproperties" {
+                "properties"
+            } else {
+                "methods"
+            };
+            let action = arg(3).unwrap_or_default();
+            match reply {
+                Value::Array(a) if !a.is_empty() => format!(
+                    "The jail {} action {action} has the following {kind}:\n{}",
+                    cmd[1],
+                    a.iter().map(py_str).collect::<Vec<_>>().join(", ")
+                ),
+                _ => format!("No {kind} for jail {} action {action}", cmd[1]),
+            }
+        }
         Some("banip") if arg(0) == Some("get") => match reply {
             Value::Array(a) => {
                 let sep = match arg(3) {

@@ -50,7 +50,7 @@ pub enum UseDns {
 /// A filter after layering, parameters, `%()` interpolation and `<tag>`
 /// substitution. The regexes still hold Fail2ban's match tags (`<HOST>`,
 /// `<F-USER>`, ...), which the filter engine expands.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FilterDef {
     /// The filter's name as given (`postfix`), without parameters.
     pub name: String,
@@ -75,7 +75,7 @@ pub struct FilterDef {
 }
 
 /// An action of a jail after layering, parameters and `%()` interpolation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ActionDef {
     /// The action's name in its jail (`actname`, else the action.d file name).
     pub name: String,
@@ -246,7 +246,7 @@ pub struct IgnoreCache {
 }
 
 /// A jail with every option resolved, validated and typed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JailDef {
     pub name: String,
     pub enabled: bool,

@@ -654,6 +654,22 @@ impl Filter {
         self.run(Input::Found { line, hit }, Scan::Own, now, out)
     }
 
+    /// As [`Filter::process_line`], with the line's date already found by a
+    /// detector built as this filter's is (same `datepattern` and
+    /// `logtimezone`) at `now` (epoch seconds): the filters of one file can
+    /// share one detector, which sees the same lines in the same order, and
+    /// one clock reading per line.
+    pub fn process_line_found(
+        &mut self,
+        line: &str,
+        hit: Option<DateHit>,
+        now: f64,
+        out: &mut Vec<Failure>,
+    ) -> LineResult {
+        let now = self.def.opts.now.unwrap_or(now);
+        self.run(Input::Found { line, hit }, None, now, out)
+    }
+
     /// As [`Filter::process_line`], with the prefilter's literals already
     /// found in `line` by a scan shared with other filters (`hits` numbered
     /// as [`Prefilter::literals`]).

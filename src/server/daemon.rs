@@ -3,22 +3,37 @@
 //! closes every possible descriptor and hangs for minutes when the open-files
 //! limit is huge); Rust opens every descriptor close-on-exec instead.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 /// Detaches from the terminal: fork, setsid, fork again, stdio to /dev/null
 /// (unless the log goes there). Must run before any thread is started.
-/// Returns only in the daemon; the original process exits 0.
-pub fn daemonize(keep_stdio: bool) -> io::Result<()> {
+/// Returns only in the daemon, with the handle through which it tells the
+/// original process how the start went; that process waits for it and exits
+/// 0 once the daemon is ready, 255 (after printing the reason) if it failed.
+pub fn daemonize(keep_stdio: bool) -> io::Result<Ready> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptors were just created and are owned here.
+    let (reader, writer) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
     // SAFETY: called while the process is single-threaded, so fork is sound.
     unsafe {
         match libc::fork() {
             -1 => return Err(io::Error::last_os_error()),
             0 => {}
-            _ => libc::_exit(0),
+            _ => {
+                drop(writer);
+                libc::_exit(wait_ready(reader));
+            }
         }
+        drop(reader);
         if libc::setsid() == -1 {
             return Err(io::Error::last_os_error());
         }
@@ -40,7 +55,50 @@ pub fn daemonize(keep_stdio: bool) -> io::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(Ready(Some(writer)))
+}
+
+/// The original process: waits for the daemon's word. A daemon that dies
+/// without a word closes the pipe: a failed start.
+fn wait_ready(mut reader: File) -> i32 {
+    let mut word = Vec::new();
+    let _ = reader.read_to_end(&mut word);
+    match word.split_first() {
+        Some((0, _)) => 0,
+        Some((_, reason)) => {
+            eprintln!("{}", String::from_utf8_lossy(reason).trim_end());
+            255
+        }
+        None => {
+            eprintln!("the server exited during its start");
+            255
+        }
+    }
+}
+
+/// The daemon's side of the start report (does nothing in the foreground).
+pub struct Ready(Option<File>);
+
+impl Ready {
+    /// For a server that stays in the foreground.
+    pub fn foreground() -> Ready {
+        Ready(None)
+    }
+
+    /// The server answers on its socket: the original process may exit 0.
+    pub fn ready(&mut self) {
+        if let Some(mut w) = self.0.take() {
+            let _ = w.write_all(&[0]);
+        }
+    }
+
+    /// The start failed: the original process prints `reason`, exits 255.
+    pub fn failed(&mut self, reason: &str) {
+        if let Some(mut w) = self.0.take() {
+            let _ = w.write_all(&[1]);
+            let _ = w.write_all(reason.as_bytes());
+        }
+    }
 }
 
 fn make_parent(path: &Path) -> io::Result<()> {

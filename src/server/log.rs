@@ -12,10 +12,11 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
@@ -73,6 +74,10 @@ impl Level {
         })
     }
 
+    fn from_number(n: u8) -> Level {
+        Level::parse(&n.to_string()).unwrap_or(Level::Info)
+    }
+
     /// The name in log lines (Python's `levelname`).
     pub fn name(self) -> &'static str {
         match self {
@@ -110,17 +115,19 @@ enum Sink {
 }
 
 struct State {
-    level: Level,
     /// The target as configured (`/var/log/fail2ban.log`, `STDOUT`, `SYSLOG`, ...).
     target: String,
     sink: Sink,
-    pid: u32,
 }
 
 /// Handle to the running log: change level or target, reopen the file.
 #[derive(Clone)]
 pub struct Log {
     state: Arc<Mutex<State>>,
+    /// The threshold, outside the lock: events below it are dropped before
+    /// their message is formatted.
+    level: Arc<AtomicU8>,
+    pid: u32,
 }
 
 /// Why a log target could not be used.
@@ -174,13 +181,13 @@ impl Log {
     pub fn new(level: Level, target: &str, syslogsocket: &str) -> Result<Log, TargetError> {
         let sink = open_sink(target, syslogsocket)?;
         let state = State {
-            level,
             target: target.to_string(),
             sink,
-            pid: std::process::id(),
         };
         Ok(Log {
             state: Arc::new(Mutex::new(state)),
+            level: Arc::new(AtomicU8::new(level as u8)),
+            pid: std::process::id(),
         })
     }
 
@@ -198,11 +205,16 @@ impl Log {
     }
 
     pub fn level(&self) -> Level {
-        self.lock().level
+        Level::from_number(self.level.load(Ordering::Relaxed))
     }
 
     pub fn set_level(&self, level: Level) {
-        self.lock().level = level;
+        self.level.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// Whether a record at `level` would be written.
+    pub fn enabled(&self, level: Level) -> bool {
+        level as u8 >= self.level.load(Ordering::Relaxed)
     }
 
     pub fn target(&self) -> String {
@@ -238,11 +250,26 @@ impl Log {
 
     /// Writes one record if `level` passes the threshold.
     pub fn write(&self, name: &str, level: Level, message: &str) {
-        let mut st = self.lock();
-        if level < st.level {
+        if !self.enabled(level) {
             return;
         }
-        let pid = st.pid;
+        let deferred = DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            let buf = d.as_mut()?;
+            let _ = writeln!(
+                buf,
+                "{} {name:<24}[{}]: {:<7} {message}",
+                timestamp(),
+                self.pid,
+                level.name()
+            );
+            Some(())
+        });
+        if deferred.is_some() {
+            return;
+        }
+        let mut st = self.lock();
+        let pid = self.pid;
         let mut line = String::with_capacity(64 + message.len());
         match &mut st.sink {
             Sink::Syslog { socket } => {
@@ -262,14 +289,78 @@ impl Log {
                     timestamp(),
                     level.name()
                 );
-                let _ = match sink {
-                    Sink::File { file, .. } => file.write_all(line.as_bytes()),
-                    Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
-                    _ => std::io::stderr().lock().write_all(line.as_bytes()),
-                };
+                write_sink(sink, &line);
             }
         }
     }
+
+    /// Collects what this thread logs until the guard is dropped, then
+    /// writes it at once: one system call for a burst of `Found` lines
+    /// instead of one per line. Records keep their own time stamps.
+    pub fn defer(&self) -> Deferred {
+        DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(String::new());
+            }
+        });
+        Deferred(self.clone())
+    }
+}
+
+thread_local! {
+    /// Records of this thread waiting for [`Deferred`] to be dropped.
+    static DEFERRED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// See [`Log::defer`].
+pub struct Deferred(Log);
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        let Some(text) = DEFERRED.with(|d| d.borrow_mut().take()) else {
+            return;
+        };
+        if text.is_empty() {
+            return;
+        }
+        let mut st = self.0.lock();
+        match &mut st.sink {
+            Sink::Syslog { socket } => {
+                // One datagram per record, as syslog wants them.
+                for line in text.lines() {
+                    let _ = socket.send(syslog_from_line(line, self.0.pid).as_bytes());
+                }
+            }
+            sink => write_sink(sink, &text),
+        }
+    }
+}
+
+fn write_sink(sink: &mut Sink, text: &str) {
+    let _ = match sink {
+        Sink::File { file, .. } => file.write_all(text.as_bytes()),
+        Sink::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
+        Sink::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+        Sink::Syslog { .. } => Ok(()),
+    };
+}
+
+/// A deferred file-format record as a syslog message (the time stamp and
+/// padding dropped, the priority in front).
+fn syslog_from_line(line: &str, pid: u32) -> String {
+    // `DATE TIME NAME...[PID]: LEVEL   MESSAGE`
+    let rest = line.get(24..).unwrap_or(line);
+    let (name, after) = rest.split_once('[').unwrap_or((rest, ""));
+    let after = after.split_once("]: ").map_or(after, |(_, a)| a);
+    let (level, message) = after.split_once(' ').unwrap_or((after, ""));
+    let sev = Level::parse(level).map_or(6, Level::severity);
+    format!(
+        "<{}>{}[{pid}]: {level} {}\0",
+        3 * 8 + sev,
+        name.trim_end(),
+        message.trim_start()
+    )
 }
 
 /// Local time as Python's logging prints it: `2026-11-27 02:09:15,764`.
@@ -280,6 +371,85 @@ fn timestamp() -> String {
         now.strftime("%Y-%m-%d %H:%M:%S"),
         now.millisecond()
     )
+}
+
+/// Fail2ban's `MyTime.time2str`: local time, seconds, `2026-11-27 02:09:15`.
+pub fn time2str(t: f64) -> String {
+    let secs = if t.is_finite() { t.floor() as i64 } else { 0 };
+    match jiff::Timestamp::from_second(secs) {
+        Ok(ts) => ts
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        Err(_) => "9999-12-31 23:59:59".into(),
+    }
+}
+
+/// Fail2ban's `MyTime.seconds2str`: a duration in at most three units,
+/// rounded to the largest (`1w 3d`, `2d 7h 15m`, `59m 50s`, `0`).
+pub fn seconds2str(sec: f64) -> String {
+    fn push(r: &mut Vec<String>, n: i64, unit: &str) {
+        r.push(format!("{n}{unit}"));
+    }
+    let mut r = Vec::new();
+    if sec >= 31_536_000.0 {
+        let mut s = (sec / 86400.0).round() as i64;
+        push(&mut r, s / 365, "y");
+        s %= 365;
+        if s >= 7 {
+            push(&mut r, s / 7, "w");
+            s %= 7;
+        }
+        if s > 0 {
+            push(&mut r, s, "d");
+        }
+    } else if sec >= 604_800.0 {
+        let mut s = (sec / 3600.0).round() as i64;
+        push(&mut r, s / 168, "w");
+        s %= 168;
+        if s >= 24 {
+            push(&mut r, s / 24, "d");
+            s %= 24;
+        }
+        if s > 0 {
+            push(&mut r, s, "h");
+        }
+    } else if sec >= 86400.0 {
+        let mut s = (sec / 60.0).round() as i64;
+        push(&mut r, s / 1440, "d");
+        s %= 1440;
+        if s >= 60 {
+            push(&mut r, s / 60, "h");
+            s %= 60;
+        }
+        if s > 0 {
+            push(&mut r, s, "m");
+        }
+    } else if sec >= 3595.0 {
+        let mut s = (sec / 10.0).round() as i64;
+        push(&mut r, s / 360, "h");
+        s %= 360;
+        if s >= 6 {
+            push(&mut r, s / 6, "m");
+        }
+    } else {
+        // Python keeps the fraction here (`1.5s`); whole seconds print bare.
+        let mut s = sec;
+        if s >= 60.0 {
+            push(&mut r, (s / 60.0).floor() as i64, "m");
+            s %= 60.0;
+        }
+        if s != 0.0 {
+            r.push(if s.fract() == 0.0 {
+                format!("{}s", s as i64)
+            } else {
+                format!("{s}s")
+            });
+        } else if sec == 0.0 {
+            r.push("0".into());
+        }
+    }
+    r.join(" ")
 }
 
 /// Fail2ban's logger name for an event target.
@@ -338,6 +508,27 @@ impl Visit for Fields {
 }
 
 impl<S: Subscriber> Layer<S> for LogLayer {
+    /// Drops events that cannot pass the threshold before anything is
+    /// formatted: an INFO event may be a NOTICE, an ERROR a CRITICAL.
+    fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        let highest = match *meta.level() {
+            tracing::Level::ERROR => Level::Critical,
+            tracing::Level::WARN => Level::Warning,
+            tracing::Level::INFO => Level::Notice,
+            tracing::Level::DEBUG => Level::Debug,
+            tracing::Level::TRACE => Level::Trace,
+        };
+        self.log.enabled(highest)
+    }
+
+    fn register_callsite(
+        &self,
+        _meta: &'static Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // The level changes at run time: ask `enabled` every time.
+        tracing::subscriber::Interest::sometimes()
+    }
+
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
         let mut fields = Fields::default();
@@ -400,6 +591,41 @@ mod tests {
     }
 
     #[test]
+    fn deferred_records_are_written_at_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f2b.log");
+        let log = Log::new(Level::Info, path.to_str().unwrap(), "auto").unwrap();
+        {
+            let _d = log.defer();
+            log.write("fail2ban.filter", Level::Info, "[x] Found 192.0.2.1");
+            log.write("fail2ban.filter", Level::Debug, "below the level");
+            log.write("fail2ban.filter", Level::Info, "[x] Found 192.0.2.2");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        }
+        log.write("fail2ban.actions", Level::Notice, "[x] Ban 192.0.2.1");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let msgs: Vec<&str> = text.lines().map(|l| &l[24..]).collect();
+        let pid = std::process::id();
+        assert_eq!(
+            msgs,
+            [
+                format!("fail2ban.filter         [{pid}]: INFO    [x] Found 192.0.2.1"),
+                format!("fail2ban.filter         [{pid}]: INFO    [x] Found 192.0.2.2"),
+                format!("fail2ban.actions        [{pid}]: NOTICE  [x] Ban 192.0.2.1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn deferred_records_become_syslog_messages() {
+        let line = "2026-11-27 02:09:15,764 fail2ban.actions        [3784]: NOTICE  [postfix] Ban 192.0.2.1";
+        assert_eq!(
+            syslog_from_line(line, 3784),
+            "<29>fail2ban.actions[3784]: NOTICE [postfix] Ban 192.0.2.1\0"
+        );
+    }
+
+    #[test]
     fn flush_reopens_a_rotated_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f2b.log");
@@ -418,6 +644,36 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.0.contains("/nonexistent-dir/x.log"), "{err}");
+    }
+
+    #[test]
+    fn durations_read_like_fail2ban() {
+        assert_eq!(seconds2str(86400.0 * 390.0), "1y 3w 4d");
+        assert_eq!(seconds2str(86400.0 * 368.0), "1y 3d");
+        // (Fail2ban's docstring says "1y"; its code gives this.)
+        assert_eq!(seconds2str(86400.0 * 365.5), "1y 1d");
+        assert_eq!(seconds2str(1.5), "1.5s");
+        assert_eq!(
+            seconds2str(86400.0 * 2.0 + 3600.0 * 7.0 + 60.0 * 15.0),
+            "2d 7h 15m"
+        );
+        assert_eq!(seconds2str(86400.0 * 2.0 + 3599.0), "2d 1h");
+        assert_eq!(seconds2str(3600.0 - 5.0), "1h");
+        assert_eq!(seconds2str(3600.0 - 10.0), "59m 50s");
+        assert_eq!(seconds2str(59.0), "59s");
+        assert_eq!(seconds2str(604800.0), "1w");
+        assert_eq!(seconds2str(0.0), "0");
+    }
+
+    #[test]
+    fn level_threshold_is_checked_before_formatting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f2b.log");
+        let log = Log::new(Level::Notice, path.to_str().unwrap(), "auto").unwrap();
+        assert!(log.enabled(Level::Notice) && !log.enabled(Level::Info));
+        log.set_level(Level::Debug);
+        assert_eq!(log.level(), Level::Debug);
+        assert!(log.enabled(Level::Info));
     }
 
     #[test]

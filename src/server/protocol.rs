@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::{BufRead, Read, Write};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Longest request line accepted, so that a client cannot make the server buffer without bound.
 pub const MAX_REQUEST: usize = 16 << 20;
@@ -56,6 +57,46 @@ pub fn write_line<T: Serialize, W: Write>(w: &mut W, msg: &T) -> std::io::Result
     w.flush()
 }
 
+/// Parses one received line (without limits: see the readers).
+fn parse<T: for<'de> Deserialize<'de>>(buf: &[u8]) -> std::io::Result<T> {
+    serde_json::from_slice(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+fn too_long() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, "message too long")
+}
+
+/// Writes one message as a line (the server's side).
+pub async fn write_line_async<T: Serialize, W: AsyncWrite + Unpin>(
+    w: &mut W,
+    msg: &T,
+) -> std::io::Result<()> {
+    let mut buf = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    buf.push(b'\n');
+    w.write_all(&buf).await?;
+    w.flush().await
+}
+
+/// Reads one message line (the server's side); Ok(None) at end of stream.
+/// `buf` is reused between calls.
+pub async fn read_line_async<T: for<'de> Deserialize<'de>, R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<T>> {
+    buf.clear();
+    let n = r
+        .take(MAX_REQUEST as u64 + 1)
+        .read_until(b'\n', buf)
+        .await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.len() > MAX_REQUEST {
+        return Err(too_long());
+    }
+    parse(buf).map(Some)
+}
+
 /// Reads one message line; Ok(None) at end of stream.
 pub fn read_line<T: for<'de> Deserialize<'de>, R: BufRead>(
     r: &mut R,
@@ -69,14 +110,9 @@ pub fn read_line<T: for<'de> Deserialize<'de>, R: BufRead>(
         return Ok(None);
     }
     if buf.len() > MAX_REQUEST {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "message too long",
-        ));
+        return Err(too_long());
     }
-    serde_json::from_slice(&buf)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    parse(&buf).map(Some)
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ impl Default for WatcherOptions {
 }
 
 enum Command {
-    Add(WatchId, LogPath),
+    Add(Vec<(WatchId, LogPath)>),
     Remove(WatchId),
 }
 
@@ -126,9 +126,20 @@ impl FileWatcher {
 
     /// Follows the files `path` matches, now and later.
     pub fn add(&self, path: LogPath) -> WatchId {
-        let id = WatchId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        self.send(Command::Add(id, path));
-        id
+        self.add_many(vec![path])[0]
+    }
+
+    /// Adds several watches at once: a file that more than one of them
+    /// matches is opened with the start settings of all of them (a watch
+    /// added after a file was opened joins it where it is).
+    pub fn add_many(&self, paths: Vec<LogPath>) -> Vec<WatchId> {
+        let specs: Vec<(WatchId, LogPath)> = paths
+            .into_iter()
+            .map(|p| (WatchId(self.next_id.fetch_add(1, Ordering::Relaxed)), p))
+            .collect();
+        let ids = specs.iter().map(|(id, _)| *id).collect();
+        self.send(Command::Add(specs));
+        ids
     }
 
     /// Stops following for `id`; files no other watch follows are closed.
@@ -262,11 +273,13 @@ impl Loop {
     fn take_commands(&mut self, work: &mut Work) -> bool {
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Add(id, spec)) => {
-                    let new = self
-                        .set
-                        .add(id, spec, &mut sink(&self.events, &mut self.closed));
-                    work.paths.extend(new);
+                Ok(Command::Add(specs)) => {
+                    for (id, spec) in specs {
+                        let new = self
+                            .set
+                            .add(id, spec, &mut sink(&self.events, &mut self.closed));
+                        work.paths.extend(new);
+                    }
                 }
                 Ok(Command::Remove(id)) => self.set.remove(id),
                 Err(TryRecvError::Empty) => return true,

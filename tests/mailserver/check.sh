@@ -193,6 +193,39 @@ if eventually 5 set_lacks addr-set-custom 198.51.100.7; then pass "198.51.100.7 
     fail "198.51.100.7 left addr-set-custom" "$(nft_set addr-set-custom)"
 fi
 
+# --- reload: bans stay, in the status and in the firewall ---------------------------
+# The admin raises maxretry (mailserver.md: "one line of config away"), reloads;
+# nothing may be unbanned, not even for a moment (nft monitor watches the table).
+before=$(for j in custom dovecot postfix; do banned_list "$SB" "$j"; done)
+sed -i 's/^maxretry = 2$/maxretry = 3/' "$SB/etc/jail.d/user-jail.local"
+sb_exec "$SB" nft monitor >"$SB/monitor.out" 2>&1 &
+monitor=$!
+sleep 0.3
+# (stdout only: fail2ban-client warns on stderr while it reads the configuration)
+expect "reload prints OK" "OK" "$(sb_client "$SB" reload 2>/dev/null)"
+# A probe, so that the monitor is seen to catch deletions: ban and unban one more.
+cli set custom banip 198.51.100.77 >/dev/null
+eventually 5 set_has addr-set-custom 198.51.100.77
+cli set custom unbanip 198.51.100.77 >/dev/null
+eventually 5 set_lacks addr-set-custom 198.51.100.77
+sleep 0.3
+kill "$monitor" 2>/dev/null
+wait "$monitor" 2>/dev/null
+expect "get postfix maxretry after reload" "3" "$(cli get postfix maxretry)"
+expect "reload keeps every jail's bans" "$before" "$(for j in custom dovecot postfix; do banned_list "$SB" "$j"; done)"
+if set_has addr-set-custom 203.0.113.0/24 && set_has addr6-set-custom 2001:db8::66 &&
+    set_has addr-set-dovecot 198.51.100.9 && set_has addr6-set-postfix 2001:db8::2; then
+    pass "reload keeps the nft sets"
+else
+    fail "reload keeps the nft sets" "$(sb_nft "$SB" list table inet f2b-table 2>&1)"
+fi
+deleted=$(grep "delete element" "$SB/monitor.out")
+if [ "$(grep -c . <<<"$deleted")" = 1 ] && grep -qF 198.51.100.77 <<<"$deleted"; then
+    pass "reload deletes no set element (nft monitor sees only the probe's)"
+else
+    fail "reload deletes no set element (nft monitor sees only the probe's)" "$deleted"
+fi
+
 # --- stop, restart, kill -9 ---------------------------------------------------------
 restored() {
     listed custom 203.0.113.0/24 && listed custom 2001:db8::66 && listed dovecot 198.51.100.9 &&
