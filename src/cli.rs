@@ -202,20 +202,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             } else {
                 "logban regex".to_string()
             };
-            let rest: Vec<String> = rest
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            crate::regex_cli::main(&prog, &rest)
+            crate::regex_cli::main(&prog, &strings(&rest))
         }
         Some((Program::Config, rest)) => config_main(&rest),
         Some((Program::InstallLinks, rest)) => install_links_main(&rest),
         Some((Program::Server, rest)) => crate::server::main(&strings(&rest)),
         Some((Program::Client, rest)) => crate::client::main(&strings(&rest)),
-        Some((prog, _rest)) => {
-            eprintln!("logban: {prog:?} is not built yet");
-            2
-        }
         None => {
             eprintln!("{USAGE}");
             2

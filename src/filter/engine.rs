@@ -667,7 +667,7 @@ impl Filter {
         out: &mut Vec<Failure>,
     ) -> LineResult {
         let now = self.def.opts.now.unwrap_or(now);
-        self.run(Input::Found { line, hit }, None, now, out)
+        self.run(Input::Found { line, hit }, Scan::Own, now, out)
     }
 
     /// As [`Filter::process_line`], with the prefilter's literals already
