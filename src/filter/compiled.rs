@@ -376,7 +376,7 @@ fn py_tuple(items: &[Option<String>]) -> String {
         }
         match it {
             None => out.push_str("None"),
-            Some(s) => py_repr(&mut out, s),
+            Some(s) => crate::util::py_str_repr(&mut out, s),
         }
     }
     if items.len() == 1 {
@@ -384,30 +384,6 @@ fn py_tuple(items: &[Option<String>]) -> String {
     }
     out.push(')');
     out
-}
-
-fn py_repr(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
 }
 
 /// Python's `str.splitlines()`.

@@ -62,7 +62,7 @@ pub mod pcre;
 mod prefilter;
 mod pyre;
 mod report;
-mod tags;
+pub mod tags;
 
 #[cfg(test)]
 mod tests;
