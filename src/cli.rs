@@ -195,14 +195,19 @@ const USAGE: &str = "usage: logban <server|client|regex|config|install-links> [A
 /// Entry point of the binary; returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
     match pick(&args) {
+        Some((Program::Regex, rest)) => {
+            let invoked = args[0].to_string_lossy();
+            let prog = if invoked.rsplit('/').next() == Some("fail2ban-regex") {
+                invoked.into_owned()
+            } else {
+                "logban regex".to_string()
+            };
+            crate::regex_cli::main(&prog, &strings(&rest))
+        }
         Some((Program::Config, rest)) => config_main(&rest),
         Some((Program::InstallLinks, rest)) => install_links_main(&rest),
         Some((Program::Server, rest)) => crate::server::main(&strings(&rest)),
         Some((Program::Client, rest)) => crate::client::main(&strings(&rest)),
-        Some((prog, _rest)) => {
-            eprintln!("logban: {prog:?} is not built yet");
-            2
-        }
         None => {
             eprintln!("{USAGE}");
             2

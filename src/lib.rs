@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod filter;
 pub mod jail;
+pub mod regex_cli;
 pub mod server;
 pub mod source;
 pub mod store;

@@ -106,11 +106,7 @@ pub fn capture_key(tag: &str) -> Option<String> {
         && name
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    ok.then(|| match name {
-        "ID" => "fid".to_string(),
-        "PORT" => "fport".to_string(),
-        n => n.to_ascii_lowercase(),
-    })
+    ok.then(|| crate::filter::tags::group_name(name))
 }
 
 /// A ban's value for a tag.

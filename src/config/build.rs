@@ -268,16 +268,27 @@ fn filter_def(
             }
         }
     }
+    let origin = |k: &str| match jail {
+        Some((j, cfg)) if from_jail.contains(&k) => cfg.origin(&j.name, k),
+        _ => reader.origin(k),
+    };
     let err = |k: &str, msg: String| match jail {
-        Some((j, cfg)) if from_jail.contains(&k) => ConfigError::new(msg)
-            .at(cfg.origin(&j.name, k))
-            .section(&j.name)
-            .key(k),
+        Some((j, _)) if from_jail.contains(&k) => {
+            ConfigError::new(msg).at(origin(k)).section(&j.name).key(k)
+        }
         _ => ConfigError::new(msg)
+            .at(origin(k))
             .in_file(reader.main_file())
             .section("Definition")
             .key(k),
     };
+    let sources = ["prefregex", "failregex", "ignoreregex", "datepattern"]
+        .into_iter()
+        .filter_map(|k| {
+            let o = origin(k)?;
+            Some((k.to_string(), format!("{}:{}", o.file, o.line)))
+        })
+        .collect();
     let text = |k: &str| eff.get(k).and_then(Value::as_str);
     let maxlines = match eff.get("maxlines").and_then(Value::as_i64) {
         None => 1,
@@ -322,6 +333,7 @@ fn filter_def(
         journal_groups,
         usedns,
         options,
+        sources,
     })
 }
 
@@ -549,6 +561,21 @@ pub(crate) fn standalone_filter(
     };
     reader.apply_backend(backend);
     reader.read(&Vars::new(), false)?;
+    filter_def(&name, &reader, None)
+}
+
+/// A filter read from the file at `path[params]` itself (`fail2ban-regex`
+/// given a filter file outside a filter.d directory).
+pub(crate) fn explicit_filter(session: &Session, spec: &str) -> Result<FilterDef, ConfigError> {
+    let (path, params) = spec_parts(spec, "filter")?;
+    let Some(mut reader) = session.explicit_filter_reader(&path, params)? else {
+        return Err(ConfigError::new(format!("no filter file {path}")));
+    };
+    reader.apply_backend("auto");
+    reader.read(&Vars::new(), false)?;
+    let name = std::path::Path::new(&path)
+        .file_stem()
+        .map_or(path.clone(), |s| s.to_string_lossy().into_owned());
     filter_def(&name, &reader, None)
 }
 

@@ -168,11 +168,25 @@ impl<'s> Files<'s> {
         candidates.push(format!("{base}.local"));
         candidates.extend(self.source.list(&dir, ".local"));
         candidates.retain(|f| self.source.exists(f));
+        self.merged(&candidates)
+    }
+
+    /// Exactly the file `path` (with its includes and `.local`), as
+    /// Fail2ban's `readexplicit` reads a filter file given by path; None
+    /// when it does not exist.
+    pub fn load_explicit(&self, path: &str) -> Result<Option<Layered>, ConfigError> {
+        if !self.source.exists(path) {
+            return Ok(None);
+        }
+        self.merged(&[path.to_string()])
+    }
+
+    fn merged(&self, candidates: &[String]) -> Result<Option<Layered>, ConfigError> {
         if candidates.is_empty() {
             return Ok(None);
         }
         let mut order = Vec::new();
-        self.with_includes(&candidates, &[], &mut order)?;
+        self.with_includes(candidates, &[], &mut order)?;
         let mut merged = Layered::default();
         for path in &order {
             if let Some(file) = self.parse(path)? {

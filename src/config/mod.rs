@@ -69,6 +69,9 @@ pub struct FilterDef {
     pub usedns: UseDns,
     /// Every combined option, for `-d` dumps and diagnostics.
     pub options: BTreeMap<String, String>,
+    /// Where the regexes and the date pattern were set (`file:line`), so
+    /// that one that does not compile can be pointed at.
+    pub sources: BTreeMap<String, String>,
 }
 
 /// An action of a jail after layering, parameters and `%()` interpolation.
@@ -366,11 +369,30 @@ impl ConfigTree {
         build::standalone_filter(&reader::Session::new(self), spec, backend)
     }
 
+    /// The filter in the file `path` itself (with its includes and `.local`),
+    /// with parameters (`/tmp/my.conf[mode=x]`), as `fail2ban-regex` reads a
+    /// filter file outside a filter.d directory.
+    pub fn explicit_filter(&self, spec: &str) -> Result<FilterDef, ConfigError> {
+        build::explicit_filter(&reader::Session::new(self), spec)
+    }
+
     /// An action by name with parameters (`nftables[type=allports]`) for
     /// jail `jail`, without the jail's options.
     pub fn action(&self, spec: &str, jail: &str) -> Result<ActionDef, ConfigError> {
         build::standalone_action(&reader::Session::new(self), spec, jail)
     }
+}
+
+/// Splits `name[k=v, ...]` into the name and its parameters in order, as
+/// Fail2ban's `extractOptions` does.
+pub fn split_spec(spec: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let (name, opts) = options::extract_options(spec)?;
+    Ok((
+        name,
+        opts.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    ))
 }
 
 /// The command stream `fail2ban-client -d` prints, one Python list repr per

@@ -266,6 +266,36 @@ impl<'t> Session<'t> {
         let Some(cfg) = self.def_config(&format!("{dir}/{file}"))? else {
             return Ok(None);
         };
+        Ok(Some(self.reader_of(cfg, action, file, jail, params)))
+    }
+
+    /// A filter reader for the file at `path` itself (not under filter.d);
+    /// None when it does not exist.
+    pub fn explicit_filter_reader(
+        &self,
+        path: &str,
+        params: OMap<String>,
+    ) -> Result<Option<DefReader>, ConfigError> {
+        let Some(cfg) = self.files.load_explicit(path)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.reader_of(
+            Rc::new(cfg),
+            false,
+            path,
+            "fail2ban-regex-jail",
+            params,
+        )))
+    }
+
+    fn reader_of(
+        &self,
+        cfg: Rc<Layered>,
+        action: bool,
+        file: &str,
+        jail: &str,
+        params: OMap<String>,
+    ) -> DefReader {
         let mut init: OMapOpt = params.into_iter().map(|(k, v)| (k, Some(v))).collect();
         if action {
             // The action's name in its jail: `name` defaults to the jail,
@@ -291,7 +321,7 @@ impl<'t> Session<'t> {
                 init.insert("actname", Some(actname));
             }
         }
-        Ok(Some(DefReader {
+        DefReader {
             action,
             file: file.to_string(),
             cfg,
@@ -299,7 +329,7 @@ impl<'t> Session<'t> {
             opts: OMapOpt::new(),
             p_opts: Vars::new(),
             cache: RefCell::new(HashMap::new()),
-        }))
+        }
     }
 }
 
@@ -333,6 +363,14 @@ impl DefReader {
             .files
             .first()
             .map_or(self.file.as_str(), String::as_str)
+    }
+
+    /// Where `[Definition]` option `key` was set (a parameter has no place).
+    pub fn origin(&self, key: &str) -> Option<&Origin> {
+        if self.init.get(key).is_some_and(Option::is_some) {
+            return None;
+        }
+        self.cfg.origin("Definition", key)
     }
 
     pub fn actname(&self) -> String {

@@ -292,14 +292,16 @@ impl Id {
     }
 
     fn init(text: &str, cidr: i128) -> Result<Id, IdError> {
+        // The text is kept only for an id that is not an address.
         let mut id = Id {
             family: Family::Invalid,
             addr: 0,
             plen: 0,
-            raw: text.to_string(),
+            raw: String::new(),
         };
         if cidr == CIDR_RAW {
             id.family = Family::Raw;
+            id.raw = text.to_string();
             return Ok(id);
         }
         if text.contains('\0') {
@@ -331,6 +333,9 @@ impl Id {
                 id.plen = 32;
             }
         }
+        if id.family == Family::Invalid {
+            id.raw = text.to_string();
+        }
         Ok(id)
     }
 
@@ -361,7 +366,7 @@ impl Id {
     pub(crate) fn text(&self) -> String {
         match self.family {
             Family::V4 => {
-                let mut s = Ipv4Addr::from(self.addr as u32).to_string();
+                let mut s = v4_text(self.addr as u32);
                 if self.plen > 0 && self.plen < 32 {
                     let _ = write!(s, "/{}", self.plen);
                 }
@@ -377,6 +382,25 @@ impl Id {
             _ => self.raw.clone(),
         }
     }
+}
+
+/// Dotted-quad text of an IPv4 address (what `Ipv4Addr`'s `Display`
+/// writes, without the formatting machinery: ids are written per failure).
+fn v4_text(a: u32) -> String {
+    let mut s = String::with_capacity(15);
+    for (i, octet) in a.to_be_bytes().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if octet >= 100 {
+            s.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            s.push(char::from(b'0' + octet / 10 % 10));
+        }
+        s.push(char::from(b'0' + octet % 10));
+    }
+    s
 }
 
 /// Strips `[..]` and splits a `/cidr` or `/mask` suffix, as Fail2ban does
@@ -420,6 +444,13 @@ mod tests {
 
     fn text(s: &str, cidr: i128) -> String {
         Id::new(s, cidr).unwrap().text()
+    }
+
+    #[test]
+    fn ipv4_text_is_dotted_decimal() {
+        for a in [0u32, 1, 0x0a00_0001, 0xc000_0264, 0xffff_ffff, 0x6465_0a09] {
+            assert_eq!(v4_text(a), Ipv4Addr::from(a).to_string());
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::pcre::{Flags, Regex, Scratch};
 use super::prefilter::{required, Cond, Interner};
-use super::pyre::{self, FLAG_I, FLAG_M, FLAG_S};
+use super::pyre::{self, At, Node, RepeatKind, FLAG_I, FLAG_M, FLAG_S};
 use super::tags;
 use crate::config::UseDns;
 use std::sync::Arc;
@@ -27,6 +27,15 @@ pub(crate) struct Compiled {
     tuple: Vec<(Arc<str>, Arc<str>)>,
     /// Indices of `skiplines0`, `skiplines1`, ...
     pub skiplines: Vec<usize>,
+    /// Whether every match starts at the start of the text (`^...`): such a
+    /// regex fails fast on a line it does not fit.
+    pub anchored: bool,
+    /// For an anchored regex: the bytes a text it matches can start with
+    /// (None: any, or not known).
+    pub first: Option<FirstBytes>,
+    /// Some(n) when the regex matches every line (text without `\n`, then
+    /// the `\n` Fail2ban appends) of at least n characters; see [`any_line`].
+    pub any_line: Option<usize>,
 }
 
 /// A named value of a match: None when the group did not take part.
@@ -57,9 +66,16 @@ impl Compiled {
             dotall: parsed.flags & FLAG_S != 0,
             ucp: true,
             alt_circumflex: true,
+            partial: false,
         };
         let re = Regex::new(&pyre::to_pcre2(&parsed), flags).map_err(|e| fail(&e))?;
         let cond = required(&parsed.node, lits);
+        let any_line = any_line(&parsed.node, parsed.flags);
+        let anchored = starts_anchored(&parsed.node);
+        let first = match &parsed.node {
+            Node::Concat(v) if anchored && parsed.flags & FLAG_M == 0 => first_bytes(&v[1..]),
+            _ => None,
+        };
         let names: Vec<(usize, Arc<str>)> = re
             .names()
             .iter()
@@ -90,6 +106,9 @@ impl Compiled {
             alt,
             tuple,
             skiplines,
+            anchored,
+            first,
+            any_line,
         })
     }
 
@@ -157,6 +176,160 @@ impl Compiled {
     }
 }
 
+/// A set of bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FirstBytes([u64; 4]);
+
+impl FirstBytes {
+    fn add(&mut self, b: u8) {
+        self.0[b as usize / 64] |= 1 << (b % 64);
+    }
+
+    fn union(&mut self, o: &FirstBytes) {
+        self.0.iter_mut().zip(o.0).for_each(|(a, b)| *a |= b);
+    }
+
+    /// Whether a text starting with `b` may match.
+    pub(crate) fn allows(&self, b: u8) -> bool {
+        self.0[b as usize / 64] & (1 << (b % 64)) != 0
+    }
+}
+
+/// Whether `n` can match without consuming a character.
+fn nullable(n: &Node) -> bool {
+    match n {
+        Node::Lit { .. } | Node::Any | Node::Class { .. } => false,
+        Node::Group { node, .. } | Node::Atomic(node) => nullable(node),
+        Node::Repeat { min, node, .. } => *min == 0 || nullable(node),
+        Node::Concat(v) => v.iter().all(nullable),
+        Node::Alt(v) => v.iter().any(nullable),
+        _ => true,
+    }
+}
+
+/// The first bytes of what a sequence of nodes matches; None when it may
+/// match nothing or a character not worked out here (non-ASCII, classes
+/// of categories, case folding beyond ASCII).
+fn first_bytes(seq: &[Node]) -> Option<FirstBytes> {
+    let mut set = FirstBytes::default();
+    for n in seq {
+        set.union(&first_of(n)?);
+        if !nullable(n) {
+            return Some(set);
+        }
+    }
+    None
+}
+
+fn first_of(n: &Node) -> Option<FirstBytes> {
+    let mut set = FirstBytes::default();
+    // An ASCII character and, caseless, its other case (`k` and `s` also
+    // fold to non-ASCII letters: unknown).
+    let mut ascii = |c: char, icase: bool| -> Option<()> {
+        if !c.is_ascii() || (icase && matches!(c.to_ascii_lowercase(), 'k' | 's')) {
+            return None;
+        }
+        set.add(c as u8);
+        if icase {
+            set.add(c.to_ascii_lowercase() as u8);
+            set.add(c.to_ascii_uppercase() as u8);
+        }
+        Some(())
+    };
+    match n {
+        Node::Lit { c, icase } => ascii(*c, *icase)?,
+        Node::Class {
+            negated: false,
+            items,
+            icase,
+            ..
+        } => {
+            for item in items {
+                match *item {
+                    pyre::ClassItem::Char(c) => ascii(c, *icase)?,
+                    pyre::ClassItem::Range(a, b) if a <= b && b.is_ascii() => {
+                        for c in a..=b {
+                            ascii(c, *icase)?;
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        Node::Group { node, .. } | Node::Atomic(node) | Node::Repeat { node, .. } => {
+            return first_of(node)
+        }
+        Node::Concat(v) => return first_bytes(v),
+        Node::Alt(v) => {
+            for alt in v {
+                set.union(&first_of(alt)?);
+            }
+        }
+        Node::At { .. } | Node::Look { .. } | Node::Empty => {}
+        _ => return None,
+    }
+    Some(set)
+}
+
+fn starts_anchored(n: &Node) -> bool {
+    match n {
+        Node::At {
+            at: At::Begin | At::BeginString,
+            ..
+        } => true,
+        Node::Group { node, .. } | Node::Atomic(node) => starts_anchored(node),
+        Node::Concat(v) => v.first().is_some_and(starts_anchored),
+        Node::Alt(v) => v.iter().all(starts_anchored),
+        _ => false,
+    }
+}
+
+/// Recognises the prefregex shape `^(?:optional)...(?P<content>.+)$`: a
+/// start anchor, parts that can all match nothing, then `.+` (or `.*`) and
+/// `$`. With every part empty, `.+$` takes the whole line, so such a regex
+/// matches every line of at least one (zero) characters, whatever the
+/// parts hold. Returns that minimum length; None for any other shape
+/// (a possessive or atomic part may keep what `.+` needs, dot-all or
+/// multi-line flags change what `.` and `$` see).
+fn any_line(node: &Node, flags: u8) -> Option<usize> {
+    fn skippable(n: &Node) -> bool {
+        match n {
+            Node::Empty => true,
+            Node::Repeat { min: 0, kind, .. } => *kind != RepeatKind::Possessive,
+            Node::Group { node, .. } => skippable(node),
+            Node::Concat(v) => v.iter().all(skippable),
+            Node::Alt(v) => v.iter().any(skippable),
+            _ => false,
+        }
+    }
+    fn rest_of_line(n: &Node) -> Option<usize> {
+        match n {
+            Node::Group { node, add, .. } if add & FLAG_S == 0 => rest_of_line(node),
+            Node::Repeat {
+                min: min @ (0 | 1),
+                max: None,
+                node,
+                ..
+            } if **node == Node::Any => Some(*min as usize),
+            _ => None,
+        }
+    }
+    if flags & (FLAG_S | FLAG_M) != 0 {
+        return None;
+    }
+    let Node::Concat(items) = node else {
+        return None;
+    };
+    match &items[..] {
+        [Node::At { at: At::Begin, .. }, middle @ .., tail, Node::At { at: At::End, .. }]
+            if middle.iter().all(skippable) =>
+        {
+            rest_of_line(tail)
+        }
+        _ => None,
+    }
+}
+
 /// `alt_user_1` -> `user`, `tuple_id` -> `fid`.
 fn complex_target(rest: &str) -> Arc<str> {
     let base = match rest.rfind('_') {
@@ -181,6 +354,14 @@ pub(crate) fn set(g: &mut Groups, name: &str, v: Option<String>) {
     }
 }
 
+/// As [`set`], with the name already shared.
+pub(crate) fn set_named(g: &mut Groups, name: Arc<str>, v: Option<String>) {
+    match g.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, slot)) => *slot = v,
+        None => g.push((name, v)),
+    }
+}
+
 pub(crate) fn pop(g: &mut Groups, name: &str) -> Option<String> {
     let i = g.iter().position(|(n, _)| &**n == name)?;
     g.remove(i).1
@@ -195,7 +376,7 @@ fn py_tuple(items: &[Option<String>]) -> String {
         }
         match it {
             None => out.push_str("None"),
-            Some(s) => py_repr(&mut out, s),
+            Some(s) => crate::util::py_str_repr(&mut out, s),
         }
     }
     if items.len() == 1 {
@@ -203,30 +384,6 @@ fn py_tuple(items: &[Option<String>]) -> String {
     }
     out.push(')');
     out
-}
-
-fn py_repr(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
 }
 
 /// Python's `str.splitlines()`.

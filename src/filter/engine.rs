@@ -5,7 +5,7 @@
 //! lines through without running any regex and without allocating.
 
 use super::addr::{self, Id, IdError, CIDR_RAW, CIDR_UNSPEC, FAM_IPV4, FAM_IPV6};
-use super::compiled::{get, pop, search, set, Compiled, Groups};
+use super::compiled::{get, pop, search, set, set_named, Compiled, Groups};
 use super::date::{DateDetector, DateHit};
 use super::dns::{Resolver, SystemResolver};
 use super::pcre::Scratch;
@@ -41,6 +41,10 @@ pub struct FilterOptions {
     /// Keep what `fail2ban-regex`'s summary needs: whether the prefregex
     /// matched on every line, and which buffered lines a multi-line match took.
     pub report: bool,
+    /// Failures carry what a summary counts (id, time, regex, flags), not
+    /// their lines (`matches`), captures (`data`) and `users`:
+    /// `fail2ban-regex`'s report needs no more, and a busy log is read faster.
+    pub counts_only: bool,
     /// Resolves DNS names for `usedns = yes|warn`.
     pub resolver: Arc<dyn Resolver>,
 }
@@ -59,6 +63,7 @@ impl FilterOptions {
             now: None,
             prefilter: true,
             report: false,
+            counts_only: false,
             resolver: Arc::new(SystemResolver::default()),
         }
     }
@@ -78,11 +83,15 @@ impl FilterOptions {
 
 /// A filter that cannot be built, naming the filter and the option.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterError(pub String);
+pub struct FilterError {
+    /// The option at fault (`failregex`, `datepattern`, ...).
+    pub option: &'static str,
+    pub message: String,
+}
 
 impl std::fmt::Display for FilterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -126,6 +135,14 @@ impl Line {
         let mut s = String::with_capacity(self.text.len());
         self.push_stripped(&mut s);
         s
+    }
+
+    /// Whether the line without its date has `min` characters or more and
+    /// no `\n` (what a prefregex with `any_line` matches).
+    fn is_line_of(&self, min: usize) -> bool {
+        let (a, b) = (&self.text[..self.pre], &self.text[self.post..]);
+        let nl = |t: &str| memchr::memchr(b'\n', t.as_bytes()).is_some();
+        a.len() + b.len() >= min && !nl(a) && !nl(b)
     }
 
     fn same(&self, o: &Line) -> bool {
@@ -173,10 +190,10 @@ impl Fail {
 
     /// `dict.update`, or with `skip_none` the update Fail2ban does with the
     /// values that are not None.
-    fn update(&mut self, from: &Groups, skip_none: bool) {
+    fn update(&mut self, from: Groups, skip_none: bool) {
         for (k, v) in from {
             if !(skip_none && v.is_none()) {
-                self.set(k, v.clone());
+                set_named(&mut self.groups, k, v);
             }
         }
     }
@@ -197,48 +214,87 @@ const MLFID_TTL: f64 = 300.0;
 
 /// Fail2ban's `Utils.Cache(maxCount=100, maxTime=300)` of connection ids:
 /// insertion-ordered, expired entries dropped on read, the oldest dropped
-/// when full.
+/// when full. Entries are boxed and found by a hash of their key, so that
+/// a full cache costs no large moves and few string comparisons per line.
 #[derive(Debug, Default)]
 struct MlfidCache {
-    entries: Vec<(String, f64, Fail)>,
+    hashes: Vec<u64>,
+    // Boxed: a full cache drops its oldest entry on each insertion.
+    #[allow(clippy::vec_box)]
+    entries: Vec<Box<MlfidEntry>>,
+}
+
+#[derive(Debug)]
+struct MlfidEntry {
+    key: String,
+    expiry: f64,
+    fail: Fail,
+}
+
+/// FNV-1a: keys are short; a collision only costs a string comparison.
+fn key_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl MlfidCache {
     fn get(&mut self, key: &str, now: f64) -> Option<usize> {
-        let i = self.entries.iter().position(|(k, _, _)| k == key)?;
-        if self.entries[i].1 > now {
+        let i = self.find(key)?;
+        if self.entries[i].expiry > now {
             return Some(i);
         }
-        self.entries.remove(i);
+        self.remove(i);
         None
     }
 
-    fn set(&mut self, key: &str, fail: Fail, now: f64) {
+    /// Sets `key`; returns its entry's index.
+    fn set(&mut self, key: &str, fail: Fail, now: f64) -> usize {
         if self.entries.len() >= MLFID_MAX {
             while !self.entries.is_empty() {
-                let (_, expiry, _) = self.entries.remove(0);
+                let expiry = self.remove(0).expiry;
                 if expiry > now && self.entries.len() < MLFID_MAX {
                     break;
                 }
             }
         }
-        match self.entries.iter_mut().find(|(k, _, _)| k == key) {
-            Some(e) => {
-                e.1 = now + MLFID_TTL;
-                e.2 = fail;
+        match self.find(key) {
+            Some(i) => {
+                let e = &mut self.entries[i];
+                e.expiry = now + MLFID_TTL;
+                e.fail = fail;
+                i
             }
-            None => self.entries.push((key.to_string(), now + MLFID_TTL, fail)),
+            None => {
+                self.hashes.push(key_hash(key));
+                self.entries.push(Box::new(MlfidEntry {
+                    key: key.to_string(),
+                    expiry: now + MLFID_TTL,
+                    fail,
+                }));
+                self.entries.len() - 1
+            }
         }
     }
 
     fn find(&self, key: &str) -> Option<usize> {
-        self.entries.iter().position(|(k, _, _)| k == key)
+        let h = key_hash(key);
+        self.hashes
+            .iter()
+            .zip(&self.entries)
+            .position(|(&eh, e)| eh == h && e.key == key)
+    }
+
+    fn remove(&mut self, i: usize) -> Box<MlfidEntry> {
+        self.hashes.remove(i);
+        self.entries.remove(i)
     }
 }
 
 /// Where a merged multi-line failure lives after `_mergeFailure`.
 enum Slot {
-    Cached(String),
+    /// Entry `i` of the cache (valid until the cache next changes).
+    Cached(usize),
     Local(Fail),
 }
 
@@ -256,6 +312,13 @@ struct Def {
     ignore_first: bool,
     /// Whether lines are scanned for literals at all.
     scan: bool,
+    /// Whether some failregexes are skipped on lines without their literals
+    /// (those marked in `masked`).
+    per_regex: bool,
+    masked: Vec<bool>,
+    /// Some(n): the prefregex matches every line of n or more characters,
+    /// and a report counts it so on lines the prefilter rejects.
+    pref_any_line: Option<usize>,
 }
 
 /// How often a message about bad input may be logged per filter and kind.
@@ -332,6 +395,11 @@ struct State {
     content: String,
     pref_spans: Vec<Option<(usize, usize)>>,
     pref_matched: bool,
+    /// `pref_spans` are the prefregex's on `buf` (false when the match was
+    /// only inferred, see `Def::pref_any_line`).
+    pref_spans_valid: bool,
+    /// The prefilter's literals in the line (with `Def::per_regex`).
+    line_hits: Hits,
     ignore_hits: Vec<usize>,
     taken: Vec<String>,
     next_warn: [f64; 3],
@@ -370,8 +438,9 @@ impl Filter {
     /// id, is an error naming the filter and the regex.
     pub fn new(def: &FilterDef, opts: FilterOptions) -> Result<Filter, FilterError> {
         let name = def.name.clone();
-        let err = |what: &str, i: usize, e: String| {
-            FilterError(format!("filter '{name}': {what} #{i}: {e}"))
+        let err = |option: &'static str, i: usize, e: String| FilterError {
+            option,
+            message: format!("filter '{name}': {option} #{i}: {e}"),
         };
         let usedns = opts.usedns.unwrap_or(def.usedns);
         let maxlines = opts.maxlines.unwrap_or(def.maxlines).max(1);
@@ -403,14 +472,28 @@ impl Filter {
             );
         }
         let dates = DateDetector::new(def.datepattern.as_deref(), opts.logtimezone.as_deref())
-            .map_err(|e| FilterError(format!("filter '{name}': datepattern: {e}")))?;
+            .map_err(|e| FilterError {
+                option: "datepattern",
+                message: format!("filter '{name}': datepattern: {e}"),
+            })?;
 
         let ignore_first = !ignoreregex.is_empty() && ignoreregex.len() + 2 < failregex.len();
         let fail_gate = Cond::or(failregex.iter().map(|r| r.cond.clone()).collect());
+        // A report counts the lines the prefregex matches; one that matches
+        // every line (see `Compiled::any_line`) is counted without running.
+        let pref_any_line = prefregex
+            .as_ref()
+            .and_then(|p| p.any_line)
+            .filter(|_| opts.report && maxlines == 1);
         let mut gate = match &prefregex {
             // The prefregex's own effects (the summary's count, a content
             // window in multi-line mode) need it tried whenever it can match.
-            Some(p) if opts.report || (maxlines > 1 && p.has_group("content")) => p.cond.clone(),
+            Some(p)
+                if (opts.report && pref_any_line.is_none())
+                    || (maxlines > 1 && p.has_group("content")) =>
+            {
+                p.cond.clone()
+            }
             Some(p) => Cond::and_two(p.cond.clone(), fail_gate.clone()),
             None => fail_gate.clone(),
         };
@@ -421,8 +504,18 @@ impl Filter {
                     .collect(),
             );
         }
-        let prefilter = Prefilter::new(&lits, &gate, &fail_gate);
+        let each: Vec<&Cond> = failregex.iter().map(|r| &r.cond).collect();
+        let prefilter = Prefilter::new(&lits, &gate, &fail_gate, &each);
         let scan = opts.prefilter && !(prefilter.before.always() && prefilter.after.always());
+        // In a one-line window a failregex needs one of its literals in the
+        // line: a line's literals tell which of those not anchored at the
+        // start (they search the whole line) can be skipped.
+        let masked: Vec<bool> = failregex
+            .iter()
+            .zip(&prefilter.each)
+            .map(|(r, m)| !r.anchored && m.is_some())
+            .collect();
+        let per_regex = opts.prefilter && maxlines == 1 && masked.contains(&true);
         let def = Def {
             name: name.clone(),
             prefregex,
@@ -434,6 +527,9 @@ impl Filter {
             prefilter,
             ignore_first,
             scan,
+            per_regex,
+            masked,
+            pref_any_line,
         };
         let st = State {
             dates,
@@ -450,6 +546,8 @@ impl Filter {
             content: String::new(),
             pref_spans: Vec::new(),
             pref_matched: false,
+            pref_spans_valid: false,
+            line_hits: def.prefilter.hits(),
             ignore_hits: Vec::new(),
             taken: Vec::new(),
             next_warn: [0.0; 3],
@@ -477,6 +575,31 @@ impl Filter {
 
     pub fn maxlines(&self) -> usize {
         self.def.maxlines
+    }
+
+    /// The prefregex's named groups (None when a group took no part) as it
+    /// last matched; empty when it did not match on the last line
+    /// (`fail2ban-regex -v` lists them).
+    pub fn prefregex_groups(&mut self) -> Vec<(String, Option<String>)> {
+        let Filter { def, st } = self;
+        let Some(p) = def.prefregex.as_ref().filter(|_| st.pref_matched) else {
+            return Vec::new();
+        };
+        if !st.pref_spans_valid {
+            join(&st.lines, None, &mut st.buf);
+            if !find(p, &st.buf, &mut st.scratch, &mut st.logs, &def.name) {
+                return Vec::new();
+            }
+            st.pref_spans.clear();
+            st.pref_spans
+                .extend((0..=p.re.captures_len()).map(|i| st.scratch.get(i)));
+            st.pref_spans_valid = true;
+        }
+        let spans = &st.pref_spans;
+        p.groups(&st.buf, |i| spans.get(i).copied().flatten())
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 
     /// The date detector (`fail2ban-regex` prints its template hits).
@@ -528,7 +651,7 @@ impl Filter {
     pub fn process_line(&mut self, line: &str, out: &mut Vec<Failure>) -> LineResult {
         let now = self.now();
         let hit = self.st.dates.find(line, now);
-        self.run(Input::Found { line, hit }, None, now, out)
+        self.run(Input::Found { line, hit }, Scan::Own, now, out)
     }
 
     /// As [`Filter::process_line`], with the line's date already found by a
@@ -544,7 +667,7 @@ impl Filter {
         out: &mut Vec<Failure>,
     ) -> LineResult {
         let now = self.def.opts.now.unwrap_or(now);
-        self.run(Input::Found { line, hit }, None, now, out)
+        self.run(Input::Found { line, hit }, Scan::Own, now, out)
     }
 
     /// As [`Filter::process_line`], with the prefilter's literals already
@@ -558,7 +681,21 @@ impl Filter {
     ) -> LineResult {
         let now = self.now();
         let hit = self.st.dates.find(line, now);
-        self.run(Input::Found { line, hit }, Some(hits), now, out)
+        self.run(Input::Found { line, hit }, Scan::Hits(hits), now, out)
+    }
+
+    /// As [`Filter::process_line`], when a scan of a block of lines
+    /// ([`Prefilter::next_candidate`]) found whether `line` holds a literal
+    /// of the first gate (`open`).
+    pub fn process_line_gated(
+        &mut self,
+        line: &str,
+        open: bool,
+        out: &mut Vec<Failure>,
+    ) -> LineResult {
+        let now = self.now();
+        let hit = self.st.dates.find(line, now);
+        self.run(Input::Found { line, hit }, Scan::Before(open), now, out)
     }
 
     /// Processes a line whose date is known (a journal entry): `time_text`
@@ -577,19 +714,13 @@ impl Filter {
                 text,
                 time,
             },
-            None,
+            Scan::Own,
             now,
             out,
         )
     }
 
-    fn run(
-        &mut self,
-        input: Input,
-        scanned: Option<&Hits>,
-        now: f64,
-        out: &mut Vec<Failure>,
-    ) -> LineResult {
+    fn run(&mut self, input: Input, scanned: Scan, now: f64, out: &mut Vec<Failure>) -> LineResult {
         let Filter { def, st } = self;
         st.ignore_hits.clear();
         st.taken.clear();
@@ -620,6 +751,16 @@ impl Cond {
             (a, b) => Cond::And(vec![a, b]),
         }
     }
+}
+
+/// What is known of a line's literals before the filter sees it.
+enum Scan<'a> {
+    /// Nothing: the filter scans the line.
+    Own,
+    /// Every literal the raw line holds.
+    Hits(&'a Hits),
+    /// Whether the raw line holds a literal of the first gate.
+    Before(bool),
 }
 
 enum Input<'a> {
@@ -674,7 +815,7 @@ impl State {
         &mut self,
         def: &Def,
         input: Input,
-        scanned: Option<&Hits>,
+        scanned: Scan,
         now: f64,
         out: &mut Vec<Failure>,
     ) -> Result<LineResult, IdError> {
@@ -802,19 +943,19 @@ impl State {
 
         if def.scan {
             let slot = self.lines.last_mut().unwrap();
+            let n = def.prefilter.longest();
+            let at_cut = |g: &Gate| gate_at_cut(g, &slot.text, slot.pre, slot.post, n);
             slot.gates = match scanned {
-                // The shared scan saw the raw line: add what joining the text
-                // around a cut-out date may have created.
-                Some(h) if !use_last => {
-                    let n = def.prefilter.longest();
-                    let open = |g: &Gate| {
-                        g.in_hits(h) || gate_at_cut(g, &slot.text, slot.pre, slot.post, n)
-                    };
+                // A scan of the raw line: add what joining the text around a
+                // cut-out date may have created.
+                Scan::Hits(h) if !use_last => {
+                    let open = |g: &Gate| g.in_hits(h) || at_cut(g);
                     (
                         open(&def.prefilter.before),
                         Some(open(&def.prefilter.after)),
                     )
                 }
+                Scan::Before(open) if !use_last => (open || at_cut(&def.prefilter.before), None),
                 _ => (
                     gate_of(&def.prefilter.before, slot, def.prefilter.longest()),
                     None,
@@ -836,7 +977,10 @@ impl State {
         let mut res = LineResult::default();
         if def.scan && !window.iter().any(|l| l.gates.0) {
             if def.prefregex.is_some() {
-                self.pref_matched = false;
+                self.pref_matched = def
+                    .pref_any_line
+                    .is_some_and(|min| window.iter().all(|l| l.is_line_of(min)));
+                self.pref_spans_valid = false;
             }
             self.lines = window;
             return Ok(LineResult {
@@ -924,6 +1068,7 @@ impl State {
         if let Some(p) = &def.prefregex {
             let m = find(p, &self.buf, &mut self.scratch, &mut self.logs, name);
             self.pref_matched = m;
+            self.pref_spans_valid = m;
             if !m {
                 return Ok(());
             }
@@ -954,6 +1099,18 @@ impl State {
                 return Ok(());
             }
         }
+        if def.per_regex {
+            let (h, l) = (&mut self.line_hits, &window[0]);
+            h.clear();
+            let b = l.text.as_bytes();
+            def.prefilter.scan(&b[..l.pre], h);
+            def.prefilter.scan(&b[l.post..], h);
+            match joint(&l.text, l.pre, l.post, def.prefilter.longest()) {
+                Joint::Nothing => {}
+                Joint::Bytes(j, n) => def.prefilter.scan(&j[..n], h),
+                Joint::TooLong => h.fill(),
+            }
+        }
         let window = &*window;
 
         let defcidr = if def.usedns == UseDns::Raw || def.opts.raw_hosts {
@@ -962,6 +1119,14 @@ impl State {
             CIDR_UNSPEC
         };
         for (idx, fr) in def.failregex.iter().enumerate() {
+            if def.per_regex
+                && def.masked[idx]
+                && def.prefilter.each[idx]
+                    .as_ref()
+                    .is_some_and(|m| !m.meets(&self.line_hits))
+            {
+                continue;
+            }
             if searched == Searched::Stale {
                 self.rebuild(window, buffer);
                 searched = Searched::Alt;
@@ -971,6 +1136,14 @@ impl State {
             } else {
                 &self.alt
             };
+            // An anchored regex cannot match a text that starts otherwise.
+            if fr
+                .first
+                .as_ref()
+                .is_some_and(|f| !text.as_bytes().first().is_some_and(|&b| f.allows(b)))
+            {
+                continue;
+            }
             if !find(fr, text, &mut self.scratch, &mut self.logs, name) {
                 continue;
             }
@@ -1010,17 +1183,28 @@ impl State {
                 Some(p) if p.names.iter().any(|(_, n)| &**n != "content") => {
                     let pre = pre_groups.get_or_insert_with(|| {
                         let spans = &self.pref_spans;
-                        let mut g = p.groups(&self.buf, |i| spans.get(i).copied().flatten());
+                        // The content is not a failure's: not even copied.
+                        let content = p.re.group_index("content");
+                        let mut g = p.groups(&self.buf, |i| {
+                            spans
+                                .get(i)
+                                .copied()
+                                .flatten()
+                                .filter(|_| Some(i) != content)
+                        });
                         pop(&mut g, "content");
                         g
                     });
                     fail.groups = pre.clone();
-                    fail.update(&groups, false);
+                    fail.update(groups, false);
                 }
                 _ => fail.groups = groups,
             }
-            let matched_text: Vec<String> =
-                matched.iter().map(|&i| window[i].text.clone()).collect();
+            let matched_text: Vec<String> = if def.opts.counts_only {
+                Vec::new()
+            } else {
+                matched.iter().map(|&i| window[i].text.clone()).collect()
+            };
             let mlfid = fail.get("mlfid").map(str::to_string);
             let mut slot = match &mlfid {
                 Some(id) => {
@@ -1083,7 +1267,14 @@ impl State {
                 time = now;
             }
             for id in ids {
-                out.push(failure(f, idx, id, time, date.is_some()));
+                out.push(failure(
+                    f,
+                    idx,
+                    id,
+                    time,
+                    date.is_some(),
+                    def.opts.counts_only,
+                ));
                 res.failures += 1;
             }
             if !def.opts.check_all {
@@ -1172,11 +1363,11 @@ impl State {
         if fail.pop("mlfforget").is_some_and(|v| !v.is_empty()) {
             flags |= 2;
         }
-        let user = fail.get("user").map(str::to_string);
+        let user = |fail: &Fail| fail.get("user").map(str::to_string);
         let (slot, users) = match cached {
             Some(i) => {
-                let cached = &mut self.mlfid.entries[i].2;
-                let users = cached.add_user(user);
+                let cached = &mut self.mlfid.entries[i].fail;
+                let users = cached.add_user(user(&fail));
                 if cached.pop("nofail").is_some_and(|v| !v.is_empty()) {
                     flags |= 4;
                 }
@@ -1189,17 +1380,16 @@ impl State {
                 if flags & 4 == 0 && !cached.pending {
                     cached.matches.clear();
                 }
-                cached.update(&fail.groups, true);
+                cached.update(std::mem::take(&mut fail.groups), true);
                 if flags & 2 != 0 {
-                    (Slot::Local(self.mlfid.entries.remove(i).2), users)
+                    (Slot::Local(self.mlfid.remove(i).fail), users)
                 } else {
-                    (Slot::Cached(mlfid.to_string()), users)
+                    (Slot::Cached(i), users)
                 }
             }
             None if flags & 2 == 0 => {
-                let users = fail.add_user(user);
-                self.mlfid.set(mlfid, fail, now);
-                (Slot::Cached(mlfid.to_string()), users)
+                let users = fail.add_user(user(&fail));
+                (Slot::Cached(self.mlfid.set(mlfid, fail, now)), users)
             }
             None => (Slot::Local(fail), 0),
         };
@@ -1260,10 +1450,7 @@ fn warn_once(next: &mut f64, now: f64, emit: impl FnOnce()) {
 fn fail_of<'a>(cache: &'a mut MlfidCache, slot: &'a mut Slot) -> &'a mut Fail {
     match slot {
         Slot::Local(f) => f,
-        Slot::Cached(key) => {
-            let i = cache.find(key).expect("merged entry is cached");
-            &mut cache.entries[i].2
-        }
+        Slot::Cached(i) => &mut cache.entries[*i].fail,
     }
 }
 
@@ -1278,16 +1465,43 @@ fn gate_of(g: &Gate, l: &Line, longest: usize) -> bool {
 /// the gate's literals (at most `longest` bytes): only the bytes next to the
 /// joint can form one.
 fn gate_at_cut(g: &Gate, text: &str, pre: usize, post: usize, longest: usize) -> bool {
-    if pre >= post || longest < 2 {
-        return false;
+    match joint(text, pre, post, longest) {
+        Joint::Nothing => false,
+        Joint::Bytes(j, n) => g.scan(&j[..n]),
+        Joint::TooLong => true,
     }
-    let mut joint = [0u8; 128];
-    let n = (longest - 1).min(joint.len() / 2);
+}
+
+/// What joining the text around a cut-out date may have made (on the
+/// stack, briefly: no allocation per line).
+#[allow(clippy::large_enum_variant)]
+enum Joint {
+    /// The cut is at an end of the line: nothing new.
+    Nothing,
+    /// The bytes on both sides of the cut a literal can span, joined.
+    Bytes([u8; 2 * JOINT_SIDE], usize),
+    /// A literal longer than the buffer holds: assume it is there.
+    TooLong,
+}
+
+const JOINT_SIDE: usize = 256;
+
+fn joint(text: &str, pre: usize, post: usize, longest: usize) -> Joint {
+    // An empty cut (an optional date that matched nothing) splits the text
+    // in two as well: a literal may span the split.
+    if pre > post || pre == 0 || post >= text.len() || longest < 2 {
+        return Joint::Nothing;
+    }
+    let n = longest - 1;
+    if n > JOINT_SIDE {
+        return Joint::TooLong;
+    }
+    let mut joint = [0u8; 2 * JOINT_SIDE];
     let before = &text.as_bytes()[pre.saturating_sub(n)..pre];
     let after = &text.as_bytes()[post..(post + n).min(text.len())];
     joint[..before.len()].copy_from_slice(before);
     joint[before.len()..before.len() + after.len()].copy_from_slice(after);
-    g.scan(&joint[..before.len() + after.len()])
+    Joint::Bytes(joint, before.len() + after.len())
 }
 
 /// `int(fail.get('cidr') or family)`.
@@ -1299,23 +1513,38 @@ fn cidr_of(f: &Fail, family: i128) -> Result<i128, IdError> {
     }
 }
 
-fn failure(f: &Fail, regex: usize, id: Option<Id>, time: f64, dated: bool) -> Failure {
+/// The failure as the filter hands it out; with `counts_only` without its
+/// lines and captures.
+fn failure(
+    f: &Fail,
+    regex: usize,
+    id: Option<Id>,
+    time: f64,
+    dated: bool,
+    counts_only: bool,
+) -> Failure {
     let target = f.ip.as_ref().or(id.as_ref());
+    let (matches, data, users) = if counts_only {
+        (Vec::new(), Vec::new(), Vec::new())
+    } else {
+        let data = f
+            .groups
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
+            .collect();
+        (f.matches.clone(), data, f.users.clone())
+    };
     Failure {
         fid: id.as_ref().map(Id::text).unwrap_or_default(),
         addr: target.and_then(Id::ip),
         time,
-        matches: f.matches.clone(),
-        data: f
-            .groups
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
-            .collect(),
+        matches,
+        data,
         nofail: f.truthy("nofail"),
         regex,
         prefix_len: target.and_then(Id::prefix_len),
         ip: f.ip.as_ref().map(Id::text),
-        users: f.users.clone(),
+        users,
         pending: id.is_none(),
         dated,
     }
@@ -1431,6 +1660,7 @@ mod tests {
     ) -> Vec<Failure> {
         let mut out = Vec::new();
         let now = f.now();
+        let scanned = scanned.map_or(Scan::Own, Scan::Hits);
         f.run(Input::Found { line, hit }, scanned, now, &mut out);
         out
     }
@@ -1536,6 +1766,20 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_literal_across_an_empty_date_match_is_seen() {
+        // `^WARNING:()**` matches an empty date after `WARNING:`.
+        let mut f = filter(
+            r"^WARNING: Authentication from <HOST>$",
+            FilterOptions::regex_tool(),
+        );
+        let line = "WARNING: Authentication from 192.0.2.1";
+        assert_eq!(found(&mut f, line, hit(8, 8, Some(T)), None).len(), 1);
+        let mut raw = f.prefilter().hits();
+        f.prefilter().scan(line.as_bytes(), &mut raw);
+        assert_eq!(found(&mut f, line, hit(8, 8, Some(T)), Some(&raw)).len(), 1);
     }
 
     #[test]

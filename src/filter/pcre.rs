@@ -5,7 +5,7 @@
 
 use pcre2_sys::*;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Compile-time flags.
 #[derive(Debug, Clone, Copy, Default)]
@@ -17,6 +17,8 @@ pub struct Flags {
     pub ucp: bool,
     /// In multi-line mode `^` also matches after a final newline, as in Python.
     pub alt_circumflex: bool,
+    /// Also JIT-compile for [`Regex::settles`].
+    pub partial: bool,
 }
 
 /// Why a pattern did not compile.
@@ -44,16 +46,38 @@ pub enum MatchError {
     Other(i32),
 }
 
-struct Code(*mut pcre2_code_8);
+/// A compiled pattern, JIT-compiled when first matched (a filter's many
+/// regexes and the date templates are mostly never tried on a given log).
+struct Code {
+    ptr: *mut pcre2_code_8,
+    /// Also JIT-compile for hard partial matching.
+    partial: bool,
+    /// (JIT-compiled, JIT-compiled for partial matching too), set once.
+    jit: OnceLock<(bool, bool)>,
+}
 
-// SAFETY: a compiled (and JIT-compiled) pcre2_code is immutable and documented
-// as safe to share between threads; all mutable match state lives in Scratch.
+// SAFETY: a compiled pcre2_code is immutable once JIT-compiled, and documented
+// as safe to share between threads; the JIT compilation happens once, inside
+// `jit.get_or_init`, before any match (every match goes through `jitted`).
+// All mutable match state lives in Scratch.
 unsafe impl Send for Code {}
 unsafe impl Sync for Code {}
 
+impl Code {
+    fn jitted(&self) -> (bool, bool) {
+        *self.jit.get_or_init(|| {
+            let jit = unsafe { pcre2_jit_compile_8(self.ptr, PCRE2_JIT_COMPLETE) } == 0;
+            let partial = jit
+                && self.partial
+                && unsafe { pcre2_jit_compile_8(self.ptr, PCRE2_JIT_PARTIAL_HARD) } == 0;
+            (jit, partial)
+        })
+    }
+}
+
 impl Drop for Code {
     fn drop(&mut self) {
-        unsafe { pcre2_code_free_8(self.0) }
+        unsafe { pcre2_code_free_8(self.ptr) }
     }
 }
 
@@ -65,7 +89,6 @@ pub struct Regex {
     captures: usize,
     /// (group index, name), sorted by index.
     names: Arc<[(usize, Box<str>)]>,
-    jit: bool,
 }
 
 impl std::fmt::Debug for Regex {
@@ -120,23 +143,25 @@ impl Regex {
                 offset: erroffset,
             });
         }
-        let code = Code(code);
-        let jit = unsafe { pcre2_jit_compile_8(code.0, PCRE2_JIT_COMPLETE) } == 0;
+        let code = Code {
+            ptr: code,
+            partial: flags.partial,
+            jit: OnceLock::new(),
+        };
         let mut captures: u32 = 0;
         unsafe {
             pcre2_pattern_info_8(
-                code.0,
+                code.ptr,
                 PCRE2_INFO_CAPTURECOUNT,
                 &mut captures as *mut u32 as *mut _,
             )
         };
-        let names = unsafe { read_name_table(code.0) };
+        let names = unsafe { read_name_table(code.ptr) };
         Ok(Regex {
             code: Arc::new(code),
             pattern: pattern.into(),
             captures: captures as usize,
             names: names.into(),
-            jit,
         })
     }
 
@@ -163,7 +188,7 @@ impl Regex {
     }
 
     pub fn is_jit(&self) -> bool {
-        self.jit
+        self.code.jitted().0
     }
 
     /// Searches `subject` from byte `start`. On a match the spans are in
@@ -175,9 +200,20 @@ impl Regex {
         scratch: &mut Scratch,
     ) -> Result<bool, MatchError> {
         scratch.fit(self.captures + 1);
+        // The JIT entry point skips the argument checks: do the one that
+        // matters here.
+        if start > subject.len() {
+            return Err(MatchError::Other(PCRE2_ERROR_BADOFFSET));
+        }
+        let (jit, _) = self.code.jitted();
         let rc = unsafe {
-            pcre2_match_8(
-                self.code.0,
+            let run = if jit {
+                pcre2_jit_match_8
+            } else {
+                pcre2_match_8
+            };
+            run(
+                self.code.ptr,
                 subject.as_ptr(),
                 subject.len(),
                 start,
@@ -199,6 +235,31 @@ impl Regex {
         } else {
             Err(MatchError::Other(rc))
         }
+    }
+
+    /// Whether this regex (built with [`Flags::partial`]) finds a complete
+    /// match in `subject` without ever needing what would follow its end
+    /// (PCRE2's hard partial matching). Then it finds the same match, with
+    /// the same groups (left in `scratch`), in every subject that starts
+    /// with `subject`. False when it cannot tell.
+    pub fn settles(&self, subject: &str, scratch: &mut Scratch) -> bool {
+        if !self.code.jitted().1 {
+            return false;
+        }
+        scratch.fit(self.captures + 1);
+        let rc = unsafe {
+            pcre2_jit_match_8(
+                self.code.ptr,
+                subject.as_ptr(),
+                subject.len(),
+                0,
+                PCRE2_NO_UTF_CHECK | PCRE2_PARTIAL_HARD,
+                scratch.data,
+                scratch.ctx,
+            )
+        };
+        scratch.groups = self.captures + 1;
+        rc >= 0
     }
 
     /// `find_at` from the start of `subject`.
@@ -253,6 +314,8 @@ pub struct Scratch {
     ctx: *mut pcre2_match_context_8,
     stack: *mut pcre2_jit_stack_8,
     data: *mut pcre2_match_data_8,
+    /// The ovector of `data` (`pairs` pairs of offsets).
+    ovector: *mut usize,
     pairs: usize,
     groups: usize,
 }
@@ -288,6 +351,7 @@ impl Scratch {
                 ctx,
                 stack,
                 data,
+                ovector: pcre2_get_ovector_pointer_8(data),
                 pairs,
                 groups: 0,
             }
@@ -303,9 +367,27 @@ impl Scratch {
                     !self.data.is_null(),
                     "out of memory creating PCRE2 match data"
                 );
+                self.ovector = pcre2_get_ovector_pointer_8(self.data);
             }
             self.pairs = pairs;
         }
+    }
+
+    /// The raw spans of the last match (PCRE2's ovector, unset groups as
+    /// `usize::MAX`), to [`Scratch::restore`] later.
+    pub fn raw(&self) -> &[usize] {
+        // SAFETY: see `get`.
+        unsafe { std::slice::from_raw_parts(self.ovector, 2 * self.groups) }
+    }
+
+    /// Puts back spans taken with [`Scratch::raw`], as if that match had
+    /// just been made.
+    pub fn restore(&mut self, raw: &[usize]) {
+        let groups = raw.len() / 2;
+        self.fit(groups);
+        // SAFETY: `fit` made room for `groups` pairs; the ovector is ours.
+        unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), self.ovector, raw.len()) };
+        self.groups = groups;
     }
 
     /// Span of group `i` (0 is the whole match) of the last successful match,
@@ -314,10 +396,9 @@ impl Scratch {
         if i >= self.groups {
             return None;
         }
-        let ov = unsafe {
-            std::slice::from_raw_parts(pcre2_get_ovector_pointer_8(self.data), self.pairs * 2)
-        };
-        let (s, e) = (ov[2 * i], ov[2 * i + 1]);
+        // SAFETY: `groups <= pairs` (fit before each match), and the ovector
+        // holds `pairs` pairs while `data` lives.
+        let (s, e) = unsafe { (*self.ovector.add(2 * i), *self.ovector.add(2 * i + 1)) };
         if s == usize::MAX {
             None
         } else {

@@ -12,6 +12,7 @@
 use super::pyre::{ClassItem, Node};
 use aho_corasick::{packed, AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Largest exact set kept before it is turned into a condition.
 const MAX_EXACT: usize = 16;
@@ -108,6 +109,11 @@ impl Hits {
         }
     }
 
+    /// Every literal present (when a scan cannot tell).
+    pub(crate) fn fill(&mut self) {
+        self.bits.iter_mut().for_each(|b| *b = u64::MAX);
+    }
+
     pub fn clear(&mut self) {
         self.bits.iter_mut().for_each(|b| *b = 0);
     }
@@ -120,6 +126,11 @@ impl Hits {
         self.bits
             .get(i as usize / 64)
             .is_some_and(|b| b & (1 << (i % 64)) != 0)
+    }
+
+    /// Whether the two sets share a literal.
+    pub(crate) fn meets(&self, other: &Hits) -> bool {
+        self.bits.iter().zip(&other.bits).any(|(a, b)| a & b != 0)
     }
 }
 
@@ -412,7 +423,9 @@ struct Finder {
 }
 
 impl Finder {
-    fn new<'a>(lits: impl Iterator<Item = (u32, &'a Literal)>) -> Finder {
+    /// A finder of the literals; with `overlapping`, able to report each
+    /// of them ([`Finder::all`]), else only whether any is there.
+    fn new<'a>(lits: impl Iterator<Item = (u32, &'a Literal)>, overlapping: bool) -> Finder {
         let mut f = Finder::default();
         let mut texts: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
         for (i, l) in lits {
@@ -429,12 +442,16 @@ impl Finder {
                     .expect("literal automaton")
             })
         };
-        f.exact = build(&texts[0], false);
         f.caseless = build(&texts[1], true);
-        // Leftmost-first finds a match whenever any literal occurs.
-        f.packed = (!texts[0].is_empty())
-            .then(|| packed::Searcher::new(texts[0].iter()))
-            .flatten();
+        if !overlapping {
+            // Leftmost-first finds a match whenever any literal occurs.
+            f.packed = (!texts[0].is_empty())
+                .then(|| packed::Searcher::new(texts[0].iter()))
+                .flatten();
+        }
+        if f.packed.is_none() {
+            f.exact = build(&texts[0], false);
+        }
         f
     }
 
@@ -450,6 +467,25 @@ impl Finder {
         exact || self.caseless.as_ref().is_some_and(|a| a.is_match(text))
     }
 
+    /// Where the first literal in `text[from..]` starts.
+    fn find_from(&self, text: &[u8], from: usize) -> Option<usize> {
+        let rest = text.get(from..)?;
+        let exact = match (&self.packed, &self.exact) {
+            (Some(p), _) => p.find(rest).map(|m| m.start()),
+            (None, Some(a)) => a.find(rest).map(|m| m.start()),
+            (None, None) => None,
+        };
+        let caseless = self
+            .caseless
+            .as_ref()
+            .and_then(|a| a.find(rest))
+            .map(|m| m.start());
+        match (exact, caseless) {
+            (Some(a), Some(b)) => Some(from + a.min(b)),
+            (a, b) => a.or(b).map(|p| from + p),
+        }
+    }
+
     fn all(&self, text: &[u8], hits: &mut Hits) {
         for (a, ids) in [&self.exact, &self.caseless].iter().zip(&self.ids) {
             if let Some(a) = a {
@@ -459,6 +495,51 @@ impl Finder {
             }
         }
     }
+}
+
+/// Shortest common prefix that stands for several literals in a gate.
+const GATE_PREFIX: usize = 12;
+
+/// What a gate looks for instead of `literals`: each without leading
+/// blanks and punctuation, and literals sharing a long prefix (`Connection
+/// closed by`, `Connection closed from`) as that prefix.
+fn gate_parts<'a>(literals: impl Iterator<Item = &'a Literal>) -> Vec<Literal> {
+    let mut parts: Vec<Literal> = literals
+        .map(|l| {
+            let from = l.text.find(|c: char| c.is_alphanumeric()).unwrap_or(0);
+            let text = if l.text.len() - from >= MIN_LITERAL {
+                &l.text[from..]
+            } else {
+                &l.text[..]
+            };
+            Literal {
+                text: text.to_string(),
+                caseless: l.caseless,
+            }
+        })
+        .collect();
+    parts.sort();
+    let mut out: Vec<Literal> = Vec::new();
+    for p in parts {
+        if let Some(last) = out.last_mut().filter(|l| l.caseless == p.caseless) {
+            let common = common_prefix(&last.text, &p.text);
+            if common >= GATE_PREFIX {
+                last.text.truncate(common);
+                continue;
+            }
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Length of the common prefix of `a` and `b`, on a character boundary.
+fn common_prefix(a: &str, b: &str) -> usize {
+    let mut n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    while !a.is_char_boundary(n) {
+        n -= 1;
+    }
+    n
 }
 
 /// One check of the prefilter: does a text hold any of these literals?
@@ -478,10 +559,15 @@ impl Gate {
         };
         let mine: Vec<u32> = set.iter().map(|i| index[i]).collect();
         mine.iter().for_each(|&i| mask.set(i));
+        // A gate only asks "any of them?": parts of the literals answer it
+        // too (over-approximating), and fewer distinct ones scan faster.
+        let parts = gate_parts(mine.iter().map(|&i| &literals[i as usize]));
+        let kept: Vec<&Literal> = parts
+            .iter()
+            .filter(|p| !parts.iter().any(|q| q != *p && p.implies(q)))
+            .collect();
         Gate {
-            finder: Some(Finder::new(
-                mine.iter().map(|&i| (i, &literals[i as usize])),
-            )),
+            finder: Some(Finder::new(kept.into_iter().map(|l| (0, l)), false)),
             mask,
         }
     }
@@ -497,13 +583,7 @@ impl Gate {
 
     /// Whether a shared scan found one of the literals.
     pub(crate) fn in_hits(&self, hits: &Hits) -> bool {
-        self.finder.is_none()
-            || self
-                .mask
-                .bits
-                .iter()
-                .zip(&hits.bits)
-                .any(|(m, h)| m & h != 0)
+        self.finder.is_none() || self.mask.meets(hits)
     }
 }
 
@@ -514,14 +594,27 @@ pub struct Prefilter {
     literals: Vec<Literal>,
     pub(crate) before: Gate,
     pub(crate) after: Gate,
+    /// Per regex given to [`Prefilter::new`]: the literals of which a text
+    /// it matches holds one (None: no such set).
+    pub(crate) each: Vec<Option<Hits>>,
     longest: usize,
-    all: Finder,
+    /// Every literal, for [`Prefilter::scan`] (built on first use).
+    all: OnceLock<Finder>,
 }
 
 impl Prefilter {
-    pub(crate) fn new(lits: &Interner, before: &Cond, after: &Cond) -> Prefilter {
+    /// The gates `before` and `after`, and a mask for each of `each` (the
+    /// failregexes, so that a line's literals tell which ones can match).
+    pub(crate) fn new(lits: &Interner, before: &Cond, after: &Cond, each: &[&Cond]) -> Prefilter {
         let (b, a) = (necessary(before, lits), necessary(after, lits));
-        let mut used: Vec<u32> = b.iter().chain(a.iter()).flatten().copied().collect();
+        let sets: Vec<Option<Vec<u32>>> = each.iter().map(|c| necessary(c, lits)).collect();
+        let mut used: Vec<u32> = b
+            .iter()
+            .chain(a.iter())
+            .chain(sets.iter().flatten())
+            .flatten()
+            .copied()
+            .collect();
         used.sort_unstable();
         used.dedup();
         let index: HashMap<u32, u32> = used
@@ -533,11 +626,20 @@ impl Prefilter {
             .iter()
             .map(|&i| lits.list[i as usize].clone())
             .collect();
+        let each = sets
+            .into_iter()
+            .map(|set| {
+                let mut mask = Hits::with_len(literals.len());
+                set?.iter().for_each(|i| mask.set(index[i]));
+                Some(mask)
+            })
+            .collect();
         Prefilter {
             longest: literals.iter().map(|l| l.text.len()).max().unwrap_or(0),
             before: Gate::new(b, &literals, &index),
             after: Gate::new(a, &literals, &index),
-            all: Finder::new(literals.iter().enumerate().map(|(i, l)| (i as u32, l))),
+            each,
+            all: OnceLock::new(),
             literals,
         }
     }
@@ -561,7 +663,24 @@ impl Prefilter {
 
     /// Adds every literal found in `text` to `hits`, as a shared scan does.
     pub fn scan(&self, text: &[u8], hits: &mut Hits) {
-        self.all.all(text, hits);
+        let all = self.all.get_or_init(|| {
+            let lits = self.literals.iter().enumerate();
+            Finder::new(lits.map(|(i, l)| (i as u32, l)), true)
+        });
+        all.all(text, hits);
+    }
+
+    /// For a scan of many lines at once: where in `text[from..]` the first
+    /// literal of the first gate starts (`from` itself when the gate lets
+    /// every line by). A line holding none of them needs no regex, unless
+    /// cutting its date out joins one (see [`Filter::process_line_gated`]).
+    ///
+    /// [`Filter::process_line_gated`]: super::Filter::process_line_gated
+    pub fn next_candidate(&self, text: &[u8], from: usize) -> Option<usize> {
+        match &self.before.finder {
+            None => Some(from),
+            Some(f) => f.find_from(text, from),
+        }
     }
 }
 
@@ -591,11 +710,14 @@ mod tests {
     fn accepts(p: &str, text: &str) -> bool {
         let mut lits = Interner::default();
         let c = required(&parse(p, 0).unwrap().node, &mut lits);
-        let pf = Prefilter::new(&lits, &c, &Cond::True);
-        let mut hits = pf.hits();
-        pf.scan(text.as_bytes(), &mut hits);
-        assert_eq!(pf.before.scan(text.as_bytes()), pf.before.in_hits(&hits));
-        pf.before.scan(text.as_bytes())
+        let pf = Prefilter::new(&lits, &c, &Cond::True, &[&c]);
+        let mut own = pf.hits();
+        pf.scan(text.as_bytes(), &mut own);
+        let exact = pf.each[0].as_ref().map_or(true, |m| m.meets(&own));
+        assert_eq!(exact, pf.before.in_hits(&own));
+        // The gate looks for parts of the literals: it may open for more.
+        assert!(pf.before.scan(text.as_bytes()) || !exact);
+        exact
     }
 
     #[test]
@@ -629,6 +751,40 @@ mod tests {
         assert_eq!(cond(r"[Ff]ailed").1, ["Failed", "failed"]);
         assert!(accepts(r"[Ff]ailed", "failed"));
         assert!(!accepts(r"[Ff]ailed", "FAILED"));
+    }
+
+    #[test]
+    fn gates_look_for_shared_prefixes() {
+        let lit = |t: &str| Literal {
+            text: t.into(),
+            caseless: false,
+        };
+        let parts = gate_parts(
+            [
+                lit("Connection closed by"),
+                lit(" not allowed because x"),
+                lit("Connection closed from"),
+                lit("Connection from "),
+                lit(": 4"),
+            ]
+            .iter(),
+        );
+        let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                ": 4",
+                "Connection closed ",
+                "Connection from ",
+                "not allowed because x"
+            ]
+        );
+        let mut lits = Interner::default();
+        let re = "(?:Connection closed by|Connection closed from) x";
+        let c = required(&parse(re, 0).unwrap().node, &mut lits);
+        let pf = Prefilter::new(&lits, &c, &Cond::True, &[]);
+        assert!(pf.before.scan(b"Connection closed x"));
+        assert!(!pf.before.scan(b"Connection reset by"));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct ReportOptions {
     /// `-L` when given, else 20: without `--print-all-*`, at most this many
     /// plus one missed or ignored lines are kept.
     pub keep: usize,
+    /// Keep each hit's id (`-v` lists them), not only the count.
+    pub hit_ids: bool,
 }
 
 impl Default for ReportOptions {
@@ -26,6 +28,7 @@ impl Default for ReportOptions {
             print_no_missed: false,
             print_no_ignored: false,
             keep: 20,
+            hit_ids: true,
         }
     }
 }
@@ -77,13 +80,26 @@ impl RegexReport {
     /// empty lines are skipped as `fail2ban-regex` skips them. Returns the
     /// failures of the line that count (no-fail ones left out).
     pub fn line(&mut self, filter: &mut Filter, line: &str) -> &[Failure] {
+        self.line_gated(filter, line, None)
+    }
+
+    /// As [`RegexReport::line`], with `open` from a scan of many lines
+    /// (see [`Filter::process_line_gated`]).
+    pub fn line_gated(
+        &mut self,
+        filter: &mut Filter,
+        line: &str,
+        open: Option<bool>,
+    ) -> &[Failure] {
         let line = line.trim_end_matches(['\r', '\n']);
+        self.failures.clear();
         if line.starts_with('#') || line.is_empty() {
-            self.failures.clear();
             return &self.failures;
         }
-        self.failures.clear();
-        let r = filter.process_line(line, &mut self.failures);
+        let r = match open {
+            Some(open) => filter.process_line_gated(line, open, &mut self.failures),
+            None => filter.process_line(line, &mut self.failures),
+        };
         self.count(filter, line, r)
     }
 
@@ -107,7 +123,11 @@ impl RegexReport {
         for (n, f) in self.failures.iter().enumerate() {
             if let Some(hits) = self.failregex.get_mut(f.regex) {
                 hits.push(Hit {
-                    fid: f.fid.clone(),
+                    fid: if self.opts.hit_ids {
+                        f.fid.clone()
+                    } else {
+                        String::new()
+                    },
                     time: f.time,
                     multiple: n - count_nofail(&self.failures[..n]) > 1,
                 });

@@ -65,7 +65,7 @@ fn fixed(name: &str, usedns: UseDns) -> Option<String> {
 }
 
 /// Fail2ban's group name for a custom tag name (`ID` -> `fid`, `USER` -> `user`).
-pub(crate) fn group_name(tag: &str) -> String {
+pub fn group_name(tag: &str) -> String {
     let lower = tag.to_lowercase();
     match lower.as_str() {
         "id" => "fid".into(),

@@ -29,10 +29,13 @@ ddm.time = types.SimpleNamespace(time=MyTime.time)
 
 def reset_shared_templates():
     # Fail2ban shares template objects (and their hit counters) between
-    # detectors of one process; each case must start fresh.
-    ddm.DD_patternCache._cache.clear()
+    # detectors of one process; each case must start fresh. The objects
+    # stay cached, as in a running Fail2ban: a pattern written as one of
+    # the anchored defaults is that template (its weight of 100 too).
     for t in ddm.DateDetector._defCache.templates:
         t.hits = 0
+    for v in list(ddm.DD_patternCache._cache.values()):
+        v[0].hits = 0
     for t in ddm.DateDetectorCache.DEFAULT_TEMPLATES:
         if not isinstance(t, str):
             t.hits = 0

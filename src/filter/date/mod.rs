@@ -50,6 +50,8 @@ impl std::error::Error for DateError {}
 #[derive(Debug)]
 struct Slot {
     t: Template,
+    /// Its place in the list as built (the list is reordered).
+    id: usize,
     /// Lines this template won.
     hits: u64,
     /// Whether its regex ever matched (won or not): Fail2ban's template-level
@@ -100,6 +102,127 @@ pub struct DateDetector {
     scratch: Scratch,
     /// The search whose groups `scratch` holds: template, start, subject end.
     in_scratch: Option<(usize, usize, usize)>,
+    memo: Memo,
+    prefix: Prefix,
+}
+
+/// How far a line must equal the line a template last matched (anchored at
+/// the line start) for the same match: lines of a log mostly start with the
+/// same date as the one before, and the regex need not run again.
+#[derive(Debug, Default)]
+struct Prefix {
+    /// The template (`Slot::id`); None before the first match.
+    id: Option<usize>,
+    text: Vec<u8>,
+    /// The match's raw spans (see [`Scratch::raw`]).
+    spans: Vec<usize>,
+    /// The date found with it, and the `now` (bits) it was converted at.
+    hit: Option<(u64, DateHit)>,
+}
+
+/// Whether `line` starts with `prefix` (short: compared a word at a time).
+fn starts_with(line: &[u8], prefix: &[u8]) -> bool {
+    if line.len() < prefix.len() {
+        return false;
+    }
+    let word = |b: &[u8], i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap());
+    let mut i = 0;
+    while i + 8 <= prefix.len() {
+        if word(line, i) != word(prefix, i) {
+            return false;
+        }
+        i += 8;
+    }
+    line[i..prefix.len()] == prefix[i..]
+}
+
+/// How many characters past a match to look for its end.
+const PREFIX_SLACK: usize = 8;
+
+impl Prefix {
+    fn holds(&self, id: usize, line: &str) -> bool {
+        self.id == Some(id) && self.holds_for(line)
+    }
+
+    fn holds_for(&self, line: &str) -> bool {
+        starts_with(line.as_bytes(), &self.text)
+    }
+
+    /// After template `slot` matched `line` (spans in `scratch`): the
+    /// shortest start of the line on which its regex settles the same match
+    /// (see [`crate::filter::pcre::Regex::settles`]), if one is near.
+    fn learn(&mut self, slot: &Slot, line: &str, scratch: &mut Scratch) {
+        self.id = None;
+        self.hit = None;
+        let Some((_, end)) = scratch.get(0) else {
+            return;
+        };
+        self.spans.clear();
+        self.spans.extend_from_slice(scratch.raw());
+        let mut ends = line[end..]
+            .char_indices()
+            .map(|(i, c)| end + i + c.len_utf8())
+            .take(PREFIX_SLACK);
+        let Some(k) = ends.find(|&k| slot.t.regex.settles(&line[..k], scratch)) else {
+            return;
+        };
+        // A settled match is the same match: keep the spans found above.
+        self.text.clear();
+        self.text.extend_from_slice(&line.as_bytes()[..k]);
+        self.id = Some(slot.id);
+        scratch.restore(&self.spans);
+    }
+}
+
+/// The last conversion: its inputs (template, now, the fields' texts) and
+/// its result.
+#[derive(Debug, Default)]
+struct Memo {
+    valid: bool,
+    id: usize,
+    now: u64,
+    /// The texts, joined.
+    texts: String,
+    /// Per field: where its text ends in `texts`; None for no text.
+    ends: Vec<Option<usize>>,
+    time: Option<f64>,
+}
+
+impl Memo {
+    fn holds<'a>(&self, id: usize, now: f64, texts: impl Iterator<Item = Option<&'a str>>) -> bool {
+        if !self.valid || self.id != id || self.now != now.to_bits() {
+            return false;
+        }
+        let mut at = 0;
+        let mut n = 0;
+        for t in texts {
+            match (t, self.ends.get(n)) {
+                (None, Some(None)) => {}
+                (Some(t), Some(Some(end))) if self.texts.get(at..*end) == Some(t) => at = *end,
+                _ => return false,
+            }
+            n += 1;
+        }
+        n == self.ends.len()
+    }
+
+    fn keep<'a>(
+        &mut self,
+        id: usize,
+        now: f64,
+        texts: impl Iterator<Item = Option<&'a str>>,
+        time: Option<f64>,
+    ) {
+        self.texts.clear();
+        self.ends.clear();
+        for t in texts {
+            self.ends.push(t.map(|t| {
+                self.texts.push_str(t);
+                self.texts.len()
+            }));
+        }
+        (self.valid, self.id, self.now, self.time) = (true, id, now.to_bits(), time);
+    }
 }
 
 /// Usage of one template, for `fail2ban-regex`'s "Date template hits".
@@ -185,8 +308,10 @@ impl DateDetector {
         let templates = list
             .templates
             .into_iter()
-            .map(|t| Slot {
+            .enumerate()
+            .map(|(id, t)| Slot {
                 t,
+                id,
                 hits: 0,
                 matched: false,
                 last_used: 0.0,
@@ -211,6 +336,8 @@ impl DateDetector {
             zone,
             scratch: Scratch::default(),
             in_scratch: None,
+            memo: Memo::default(),
+            prefix: Prefix::default(),
         })
     }
 
@@ -219,6 +346,44 @@ impl DateDetector {
     /// date part is optional and absent) has `time = Some(now)`; Fail2ban's
     /// filter then prefers its last date if that is less than 60 s old.
     pub fn find(&mut self, line: &str, now: f64) -> Option<DateHit> {
+        if let Some(hit) = self.repeat(line, now) {
+            return Some(hit);
+        }
+        let hit = self.find_anew(line, now)?;
+        if let Some(i) = self.last_idx {
+            if self.prefix.id == Some(self.templates[i].id) && self.prefix.holds_for(line) {
+                self.prefix.hit = Some((now.to_bits(), hit));
+            }
+        }
+        Some(hit)
+    }
+
+    /// The common case: the line starts as the one before, where the last
+    /// template (anchored at the line start) settled its match (see
+    /// [`Prefix`]). The result is the last one; only the statistics move,
+    /// as [`DateDetector::match_time`] moves them for the same winner.
+    fn repeat(&mut self, line: &str, now: f64) -> Option<DateHit> {
+        let i = self.last_idx?;
+        let (bits, hit) = self.prefix.hit?;
+        let slot = &mut self.templates[i];
+        if bits != now.to_bits()
+            || self.prefix.id != Some(slot.id)
+            || slot.t.flags & LINE_BEGIN == 0
+            || !self.prefix.holds_for(line)
+        {
+            return None;
+        }
+        slot.hits += 1;
+        slot.matched = true;
+        slot.last_used = now;
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.in_scratch = None;
+        Some(hit)
+    }
+
+    fn find_anew(&mut self, line: &str, now: f64) -> Option<DateHit> {
         let found = self.match_time(line, now)?;
         if self.in_scratch != Some((found.idx, found.start_b, found.subject_end)) {
             // The winner was set aside while other templates ran: redo its match.
@@ -242,14 +407,24 @@ impl DateDetector {
         }
         let text = |g: usize| s.get(g).map(|(a, b)| &line[a..b]);
         let time = match &t.kind {
-            Kind::Pattern { fields, ampm, .. } => strptime::convert(
-                fields,
-                *ampm,
-                line,
-                s,
-                self.default_tz,
-                &mut Now::new(now, &self.zone),
-            ),
+            Kind::Pattern { fields, ampm, .. } => {
+                // Lines of a log mostly repeat the last date: the conversion
+                // is a function of the fields' texts, the template and now.
+                let id = self.templates[found.idx].id;
+                let texts = || fields.iter().map(|(g, _)| *g).chain(*ampm).map(text);
+                if !self.memo.holds(id, now, texts()) {
+                    let time = strptime::convert(
+                        fields,
+                        *ampm,
+                        line,
+                        s,
+                        self.default_tz,
+                        &mut Now::new(now, &self.zone),
+                    );
+                    self.memo.keep(id, now, texts(), time);
+                }
+                self.memo.time
+            }
             Kind::Epoch { long, group } => {
                 text(*group).and_then(|v| strptime::epoch_value(v, *long))
             }
@@ -277,17 +452,25 @@ impl DateDetector {
     /// `from`; returns the match in characters.
     fn search(&mut self, idx: usize, line: &str, from: usize, subject_end: usize) -> Option<Found> {
         let slot = &mut self.templates[idx];
+        let whole = from == 0 && subject_end == line.len() && slot.t.flags & LINE_BEGIN != 0;
+        let same = whole && self.prefix.holds(slot.id, line);
         // Python finds nothing when the range is reversed.
-        let ok = from <= subject_end
-            && matches!(
-                slot.t
-                    .regex
-                    .find_at(&line[..subject_end], from, &mut self.scratch),
-                Ok(true)
-            );
+        let ok = same
+            || (from <= subject_end
+                && matches!(
+                    slot.t
+                        .regex
+                        .find_at(&line[..subject_end], from, &mut self.scratch),
+                    Ok(true)
+                ));
         self.in_scratch = None;
         if !ok {
             return None;
+        }
+        if same {
+            self.scratch.restore(&self.prefix.spans);
+        } else if whole {
+            self.prefix.learn(slot, line, &mut self.scratch);
         }
         slot.matched = true;
         let (a, b) = self.scratch.get(0).expect("group 0 of a match");
@@ -505,7 +688,21 @@ impl TemplateList {
             "{DEFAULT}" => Ok(()),
             k if template::has_date(k) => self.add_defaults(false, Some(pattern)),
             "{NONE}" => self.push(template::pattern_template("{UNB}^", Some(&key))?, false),
-            _ => self.push(template::pattern_template(pattern, Some(&key))?, false),
+            _ => {
+                let t = template::pattern_template(pattern, Some(&key))?;
+                // Fail2ban caches templates by pattern: one written as an
+                // anchored default is that template, its weight of 100 too.
+                let defaults = template::defaults()?;
+                let t = match defaults
+                    .all
+                    .iter()
+                    .find(|d| d.weight > 1.0 && d.name == t.name)
+                {
+                    Some(d) => d.clone(),
+                    None => t,
+                };
+                self.push(t, false)
+            }
         }
     }
 

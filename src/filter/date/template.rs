@@ -264,6 +264,9 @@ fn finish(name: String, source: String, flags: u8, kind: Kind) -> Result<Templat
         &pcre,
         Flags {
             ucp: true,
+            // A template anchored at the line start can vouch for its match
+            // on the next lines (see `DateDetector::search`).
+            partial: flags & LINE_BEGIN != 0,
             ..Flags::default()
         },
     )
@@ -458,9 +461,39 @@ fn exact_year_regex() -> &'static str {
 }
 
 fn exact_year_regex_for(year: i64) -> String {
-    let last = (year + 3).max(2000) / 10;
-    let decades: Vec<String> = (200..=last).map(|d| d.to_string()).collect();
-    format!(r"(?P<Y>(?:{})\d)", decades.join("|"))
+    // The first three digits of last year, of three years ahead, and of
+    // every third year from 2000 (Fail2ban's test date) up to now.
+    let cent = |y: i64| y.to_string().chars().take(3).collect::<String>();
+    let mut set: Vec<String> = [year - 1, year + 3].into_iter().map(cent).collect();
+    set.extend((2000..=year).step_by(3).map(cent));
+    set.sort();
+    set.dedup();
+    format!(r"(?P<Y>{}\d)", year_group(&set))
+}
+
+/// Fail2ban's compact form of a sorted set of digit strings: a common
+/// prefix, then a class (`20[012]`) or an alternation.
+fn year_group(set: &[String]) -> String {
+    if set.len() > 1 {
+        let common = |len: fn(&str) -> usize| {
+            let first = &set[0][..len(&set[0])];
+            set.iter()
+                .all(|s| &s[..len(s)] == first)
+                .then(|| first.to_string())
+                .filter(|c| !c.is_empty())
+        };
+        let prefix = common(|s| s.len().saturating_sub(1)).or_else(|| common(|s| s.len().min(1)));
+        if let Some(c) = prefix {
+            let rest: Vec<String> = set.iter().map(|s| s[c.len()..].to_string()).collect();
+            return format!("{c}{}", year_group(&rest));
+        }
+        return if set[0].len() > 1 {
+            format!("(?:{})", set.join("|"))
+        } else {
+            format!("[{}]", set.concat())
+        };
+    }
+    set.concat()
 }
 
 /// Replaces the `%` codes of a pattern by their regexes and names. A `%`
@@ -664,9 +697,15 @@ mod tests {
 
     #[test]
     fn exact_year_covers_decades_from_2000_to_three_years_ahead() {
-        assert_eq!(exact_year_regex_for(2026), r"(?P<Y>(?:200|201|202)\d)");
-        assert_eq!(exact_year_regex_for(2027), r"(?P<Y>(?:200|201|202|203)\d)");
-        assert_eq!(exact_year_regex_for(1990), r"(?P<Y>(?:200)\d)");
+        // As Fail2ban writes them (compared with Python's output).
+        assert_eq!(exact_year_regex_for(2026), r"(?P<Y>20[012]\d)");
+        assert_eq!(exact_year_regex_for(2027), r"(?P<Y>20[0123]\d)");
+        assert_eq!(exact_year_regex_for(2005), r"(?P<Y>200\d)");
+        assert_eq!(exact_year_regex_for(1990), r"(?P<Y>19[89]\d)");
+        assert_eq!(
+            exact_year_regex_for(2099),
+            r"(?P<Y>2(?:00|01|02|03|04|05|06|07|08|09|10)\d)"
+        );
     }
 
     #[test]

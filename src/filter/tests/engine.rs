@@ -216,23 +216,25 @@ fn regex_without_failure_id_is_a_config_error() {
         .err()
         .unwrap();
     assert_eq!(
-        e.0,
-        "filter 'test': failregex #2: No failure-id group in '^no id here$'"
+        (e.option, e.message.as_str()),
+        (
+            "failregex",
+            "filter 'test': failregex #2: No failure-id group in '^no id here$'"
+        )
     );
     let e = Filter::new(&def(&[r"^x (<HOST>$"]), server())
         .err()
         .unwrap();
     assert!(
-        e.0.starts_with("filter 'test': failregex #1: Unable to compile regular expression '^x ("),
+        e.message
+            .starts_with("filter 'test': failregex #1: Unable to compile regular expression '^x ("),
         "{e}"
     );
     let mut d = def(&[r"^x <HOST>$"]);
     d.ignoreregex = vec!["(?P<a>".into()];
-    assert!(Filter::new(&d, server())
-        .err()
-        .unwrap()
-        .0
-        .starts_with("filter 'test': ignoreregex #1:"));
+    let e = Filter::new(&d, server()).err().unwrap();
+    assert_eq!(e.option, "ignoreregex");
+    assert!(e.message.starts_with("filter 'test': ignoreregex #1:"));
     // A prefregex with an id makes failregexes without one valid.
     let mut d = def(&[r"^denied$"]);
     d.prefregex = Some(r"^<HOST> <F-CONTENT>.+</F-CONTENT>$".into());
