@@ -477,7 +477,7 @@ impl Store {
                         ban.bantime = max;
                     }
                 }
-                if ban.bantime != PERMANENT && ban.timeofban + ban.bantime <= q.now {
+                if ban.bantime != PERMANENT && ban.timeofban.saturating_add(ban.bantime) <= q.now {
                     continue;
                 }
                 if let Cow::Owned(data) = stored_data(&ban.data, max_matches) {
