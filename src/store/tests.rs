@@ -589,6 +589,22 @@ fn bans_merged_sum_failures_and_keep_newest_matches() {
 }
 
 #[test]
+fn bans_merged_failures_stop_at_the_largest_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_with_jails(&db_in(&dir), &["sshd"]);
+    // Counts as another program (or a damaged file) may hold them.
+    let big = json!({"failures": i64::MAX});
+    store
+        .add_bans(&[
+            ban("sshd", "192.0.2.1", NOW - 20, 600, 1, big.clone()),
+            ban("sshd", "192.0.2.1", NOW - 10, 600, 2, big),
+        ])
+        .unwrap();
+    let merged = store.bans_merged("192.0.2.1", None).unwrap().unwrap();
+    assert_eq!(merged.failures(), i64::MAX);
+}
+
+#[test]
 fn purge_removes_old_bans_and_stopped_jails() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
