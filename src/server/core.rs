@@ -262,7 +262,7 @@ impl BanHistory for History {
             return v.iter().find(|(j, _)| &**j == jail).map(|(_, p)| *p);
         }
         v.iter().map(|(_, p)| *p).reduce(|a, b| PastBan {
-            count: a.count + b.count,
+            count: a.count.saturating_add(b.count),
             time: a.time.max(b.time),
         })
     }
@@ -855,6 +855,19 @@ mod tests {
         // The next window is quiet: warned already.
         assert!((0..ONE_SOURCE_WINDOW).all(|_| w.note(&gw, 2000.0).is_none()));
         assert!((0..ONE_SOURCE_WINDOW).any(|_| w.note(&gw, 1000.0 + ONE_SOURCE_QUIET).is_some()));
+    }
+
+    #[test]
+    fn ban_counts_over_all_jails_stop_at_the_largest() {
+        let mut h = History::new(true);
+        let id = BanId::parse("192.0.2.1");
+        let past = PastBan {
+            count: u32::MAX,
+            time: 1.0,
+        };
+        h.record(&Arc::from("a"), &id, past);
+        h.record(&Arc::from("b"), &id, past);
+        assert_eq!(h.previous_ban("a", &id, true), Some(past));
     }
 
     #[test]
