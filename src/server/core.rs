@@ -464,12 +464,13 @@ impl Core {
                     }
                     drop(lines);
                 }
-                let rt = &mut self.jails[jail];
-                rt.jail.maintain(now);
-                if let Some(p) = position {
-                    self.store.position(&rt.name, p);
-                }
+                self.jails[jail].jail.maintain(now);
+                // The bans first: a position written before them would skip
+                // their lines after a crash in between.
                 self.commit_bans(jail, banned, None);
+                if let Some(p) = position {
+                    self.store.position(&self.jails[jail].name, p);
+                }
             }
             Ingested::FileAdded { jail, path } => {
                 if let Some(SourceInfo::Files(files)) =
@@ -833,6 +834,112 @@ pub(crate) fn restored_ban(r: &BanRecord) -> Ban {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Backend, BackendKind};
+    use crate::jail::{JailSettings, PrefixSet};
+    use crate::source::FileBackend;
+
+    /// A core with one jail `t` (no actions, no files) over `store`, and
+    /// the events it sends itself.
+    fn core_with(
+        settings: JailSettings,
+        store: StoreHandle,
+    ) -> (Core, mpsc::UnboundedReceiver<Event>) {
+        let (ingest, _) = mpsc::channel(1);
+        let (events, rx) = mpsc::unbounded_channel();
+        let sources = Sources::start(FileBackend::Polling, ingest).unwrap();
+        let def = JailDef {
+            name: "t".into(),
+            enabled: true,
+            backend: Backend {
+                kind: BackendKind::Polling,
+                params: Vec::new(),
+            },
+            filter: None,
+            logpath: Vec::new(),
+            logencoding: "auto".into(),
+            logtimezone: None,
+            maxretry: settings.maxretry,
+            maxmatches: 5,
+            findtime: settings.findtime,
+            bantime: settings.bantime,
+            bantime_increment: Default::default(),
+            ignoreip: Vec::new(),
+            ignoreself: false,
+            ignorecommand: None,
+            ignorecache: None,
+            actions: Vec::new(),
+            options: Default::default(),
+        };
+        let rt = JailRt {
+            name: "t".into(),
+            jail: Jail::new(settings),
+            source: SourceInfo::Files(Vec::new()),
+            actions: ActionWorker::start("t", &[], None),
+            merged: false,
+            one_source: OneSource::default(),
+            def,
+            show: FilterShow::default(),
+            idle: false,
+            positions: HashMap::new(),
+        };
+        let server = ServerDef {
+            loglevel: "NOTICE".into(),
+            logtarget: "STDERR".into(),
+            syslogsocket: "auto".into(),
+            socket: String::new(),
+            pidfile: String::new(),
+            allowipv6: "auto".into(),
+            dbfile: "None".into(),
+            dbpurgeage: 86400.0,
+            dbmaxmatches: None,
+            stacksize: None,
+        };
+        let state = ServerState {
+            log: Log::new(super::super::log::Level::Notice, "STDERR", "auto").unwrap(),
+            loglevel: server.loglevel.clone(),
+            syslogsocket: server.syslogsocket.clone(),
+            dbfile: None,
+            dbpurgeage: server.dbpurgeage,
+            dbmaxmatches: 10,
+            conf: None,
+            opts: Opts::default(),
+            server,
+        };
+        let core = Core::new(vec![rt], History::new(false), store, state, events, sources);
+        (core, rx)
+    }
+
+    fn settings(maxretry: u32) -> JailSettings {
+        let mut s = JailSettings::new("t");
+        s.maxretry = maxretry;
+        s.ignore = crate::jail::Ignore::with_self_addresses(Arc::new(PrefixSet::default()));
+        s
+    }
+
+    fn failure(fid: &str) -> Failure {
+        Failure {
+            fid: fid.into(),
+            time: crate::util::now(),
+            ..Failure::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_position_is_stored_after_the_bans_of_its_lines() {
+        let (store, asked) = StoreHandle::unserved();
+        let (mut core, _events) = core_with(settings(1), store);
+        core.on_ingest(Ingested::Lines {
+            jail: 0,
+            failures: vec![failure("192.0.2.1")],
+            position: Some(Position {
+                path: "/var/log/auth.log".into(),
+                hash: "0123".into(),
+                pos: 100,
+            }),
+        });
+        // A crash between the two then loses neither the ban nor the lines.
+        assert_eq!(asked.kinds(), ["bans", "position"]);
+    }
 
     #[test]
     fn one_address_with_most_failures_is_noticed_once_an_hour() {
