@@ -289,6 +289,10 @@ pub(crate) struct ServerState {
 
 /// At most this many `ignorecommand` runs at once.
 const COMMAND_SLOTS: usize = 8;
+/// At most about this many failures wait for an `ignorecommand` verdict:
+/// beyond, the core takes no more lines until verdicts come back (the log
+/// files wait, nothing is lost), so a flood cannot queue without bound.
+const MAX_ASKING: usize = 256;
 /// Fail2ban's idle service period for the failure tables.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(10);
 
@@ -305,6 +309,8 @@ pub(crate) struct Core {
     /// A reload is being read; another waits for it.
     pub(crate) reloading: bool,
     stop_replies: Vec<oneshot::Sender<Reply>>,
+    /// Failures waiting for an `ignorecommand` verdict.
+    asking: usize,
 }
 
 impl Core {
@@ -332,6 +338,7 @@ impl Core {
             sources: Some(sources),
             reloading: false,
             stop_replies: Vec::new(),
+            asking: 0,
         }
     }
 
@@ -350,10 +357,16 @@ impl Core {
                         return;
                     }
                 }
-                Some(msg) = ingest.recv() => self.on_ingest(msg),
+                Some(msg) = ingest.recv(), if self.takes_lines() => self.on_ingest(msg),
                 _ = tokio::time::sleep_until(wake) => self.on_timer(crate::util::now()),
             }
         }
+    }
+
+    /// Whether the core takes lines now: not while too many failures wait
+    /// for `ignorecommand` (except when stopping, which reads what is left).
+    fn takes_lines(&self) -> bool {
+        self.asking < MAX_ASKING || self.sources.is_none()
     }
 
     fn next_wake(&self, now: f64) -> Duration {
@@ -578,6 +591,7 @@ impl Core {
 
     /// Runs `ignorecommand` off the core; the verdict comes back as an event.
     fn ask_command(&mut self, jail: JailId, call: IgnoreCommandCall, failure: Failure) {
+        self.asking += 1;
         let events = self.events.clone();
         let slots = self.command_slots.clone();
         tokio::spawn(async move {
@@ -605,6 +619,7 @@ impl Core {
         f: Failure,
         result: Result<bool, String>,
     ) {
+        self.asking -= 1;
         let now = crate::util::now();
         let Some(rt) = self.jails.get_mut(id) else {
             return;
@@ -922,6 +937,35 @@ mod tests {
             time: crate::util::now(),
             ..Failure::default()
         }
+    }
+
+    #[tokio::test]
+    async fn lines_wait_while_many_failures_wait_for_ignorecommand() {
+        let mut s = settings(1000);
+        s.ignore.command = crate::jail::IgnoreCommand::new("exit 1");
+        let (mut core, mut events) = core_with(s, StoreHandle::unserved().0);
+        let failures = (0..MAX_ASKING)
+            .map(|i| failure(&format!("10.0.{}.{}", i / 256, i % 256)))
+            .collect();
+        core.on_ingest(Ingested::Lines {
+            jail: 0,
+            failures,
+            position: None,
+        });
+        assert!(!core.takes_lines(), "the files wait for the verdicts");
+        for _ in 0..MAX_ASKING {
+            match events.recv().await {
+                Some(Event::Verdict {
+                    jail,
+                    call,
+                    failure,
+                    result,
+                }) => core.on_verdict(jail, call, *failure, result),
+                _ => panic!("a verdict"),
+            }
+        }
+        assert!(core.takes_lines());
+        assert_eq!(core.jails[0].jail.status().total_failed, MAX_ASKING as u64);
     }
 
     #[tokio::test]
