@@ -148,6 +148,7 @@ fn serve(
 ) -> Result<(), String> {
     let log = Log::new(level, &server.logtarget, &server.syslogsocket).map_err(|e| e.0)?;
     log.install().map_err(|e| e.0)?;
+    log.log_panics();
     tracing::info!(target: "fail2ban.server", "{}", "-".repeat(50));
     tracing::info!(target: "fail2ban.server",
         "Starting Fail2ban v{FAIL2BAN_VERSION} (logban {})", env!("CARGO_PKG_VERSION"));
