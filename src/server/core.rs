@@ -650,10 +650,7 @@ impl Core {
         done: Option<oneshot::Sender<()>>,
     ) {
         if bans.is_empty() {
-            if let Some(d) = done {
-                let _ = d.send(());
-            }
-            return;
+            return done_now(done);
         }
         let rt = &self.jails[id];
         let records = bans.iter().map(|b| ban_record(&rt.name, b)).collect();
@@ -683,20 +680,13 @@ impl Core {
         done: Option<oneshot::Sender<()>>,
     ) {
         if bans.is_empty() {
-            if let Some(d) = done {
-                let _ = d.send(());
-            }
-            return;
+            return done_now(done);
         }
         let rt = &self.jails[id];
         let name = rt.name.clone();
         let actions = rt.actions.sender();
         self.store.run(move || {
-            for b in &bans {
-                notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
-            }
-            let tickets = bans.iter().map(|b| ticket(b, None)).collect();
-            actions.send(Op::Unban(tickets), done);
+            actions.send(Op::Unban(unban_tickets(&name, &bans)), done);
         });
     }
 
@@ -755,11 +745,7 @@ impl Core {
         let actions = rt.actions.sender();
         let (done, wait) = oneshot::channel();
         self.store.run(move || {
-            for b in &bans {
-                notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
-            }
-            let tickets = bans.iter().map(|b| ticket(b, None)).collect();
-            actions.send(Op::Stop(tickets, mode), Some(done));
+            actions.send(Op::Stop(unban_tickets(&name, &bans), mode), Some(done));
         });
         let (stopped, out) = oneshot::channel();
         let name = rt.name.clone();
@@ -788,6 +774,22 @@ fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Answers a command's wait at once: there is nothing to carry out.
+fn done_now(done: Option<oneshot::Sender<()>>) {
+    if let Some(d) = done {
+        let _ = d.send(());
+    }
+}
+
+/// Logs `Unban` for each ban (on the store thread, in queue order) and
+/// gives the tickets the actions take.
+fn unban_tickets(jail: &str, bans: &[Ban]) -> Vec<crate::action::Ticket> {
+    for b in bans {
+        notice!(target: "fail2ban.actions", "[{jail}] Unban {}", b.id);
+    }
+    bans.iter().map(|b| ticket(b, None)).collect()
 }
 
 fn log_ignored(jail: &str, fid: &str, by: IgnoredBy) {
