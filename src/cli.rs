@@ -27,7 +27,7 @@ pub const LINK_NAMES: [(&str, Program); 3] = [
     ("fail2ban-regex", Program::Regex),
 ];
 
-/// Picks the program from argv[0] (a `fail2ban-*` link) or the first argument.
+/// Picks the program from `argv[0]` (a `fail2ban-*` link) or the first argument.
 /// Returns the program and the arguments that follow its name.
 pub fn pick(args: &[OsString]) -> Option<(Program, Vec<OsString>)> {
     let invoked = args

@@ -5,6 +5,7 @@
 //! `actionrepair` (or stop and start) and one more try, `actionflush` or
 //! unban each, then `actionstop`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -78,6 +79,74 @@ pub struct CommandAction {
     repair_on_unban: bool,
     /// Added to a failing `actionstart`: the likely fix.
     start_hint: Option<String>,
+    /// The firewall program the ban commands run, if any (see [`firewall_of`]).
+    firewall: Option<&'static str>,
+}
+
+/// Programs that ban what they are given as an address: they read a failure
+/// id that is not one their own way (iptables and ipset take `010.0.0.1` for
+/// 8.0.0.1 and look a name up in the DNS), so an id from a log line that is
+/// not an address must never reach them.
+const FIREWALLS: [&str; 20] = [
+    "iptables",
+    "ip6tables",
+    "iptables-legacy",
+    "ip6tables-legacy",
+    "iptables-nft",
+    "ip6tables-nft",
+    "ipset",
+    "nft",
+    "firewall-cmd",
+    "ufw",
+    "shorewall",
+    "shorewall6",
+    "pfctl",
+    "ipfw",
+    "ipf",
+    "npfctl",
+    "apf",
+    "afctl",
+    "ip",
+    "route",
+];
+
+/// Files that firewalls read addresses from.
+const FIREWALL_FILES: [&str; 2] = ["hosts.deny", "xt_recent"];
+
+/// Words that may stand before the program of a simple command.
+const PREFIXES: [&str; 11] = [
+    "sudo", "exec", "command", "env", "nohup", "if", "then", "else", "do", "while", "!",
+];
+
+/// The firewall a script runs: a program of [`FIREWALLS`] at the start of
+/// one of its simple commands, or a file of [`FIREWALL_FILES`].
+fn firewall_in(script: &str) -> Option<&'static str> {
+    if let Some(file) = FIREWALL_FILES.iter().find(|f| script.contains(*f)) {
+        return Some(file);
+    }
+    script
+        .split(['\n', ';', '&', '|', '(', ')', '`', '{', '}'])
+        .filter_map(|cmd| {
+            cmd.split_whitespace()
+                .find(|w| !w.contains('=') && !PREFIXES.contains(w))
+        })
+        .find_map(|w| {
+            let name = w.rsplit('/').next().unwrap_or(w);
+            FIREWALLS.iter().copied().find(|f| *f == name)
+        })
+}
+
+/// The firewall the action's ban and unban commands run, in any family.
+fn firewall_of(commands: &mut Commands, families: &[Fam]) -> Option<&'static str> {
+    let mut found = None;
+    for op in [Op::Ban, Op::Unban] {
+        for &fam in families.iter().chain([&None]) {
+            if let Ok(cmd) = commands.get(op.key(), fam) {
+                found = found.or_else(|| firewall_in(&cmd));
+            }
+        }
+    }
+    found
 }
 
 /// The fix for a known misconfiguration that makes `actionstart` fail: the
@@ -102,18 +171,21 @@ fn start_hint(def: &ActionDef) -> Option<String> {
 impl CommandAction {
     pub fn new(jail: &str, def: &ActionDef, env: &Env) -> CommandAction {
         let conditional = def.has_family_sections();
+        let families = if conditional {
+            vec![Some(Family::Inet4), Some(Family::Inet6)]
+        } else {
+            vec![None]
+        };
+        let mut commands = Commands::new(def);
+        let firewall = firewall_of(&mut commands, &families);
         CommandAction {
             jail: jail.to_string(),
             name: def.name.clone(),
             on_demand: def.get("actionstart_on_demand").map_or(conditional, truthy),
-            families: if conditional {
-                vec![Some(Family::Inet4), Some(Family::Inet6)]
-            } else {
-                vec![None]
-            },
+            families,
             repair_on_unban: def.get("actionrepair_on_unban").is_some_and(truthy),
             def: def.clone(),
-            commands: Commands::new(def),
+            commands,
             timeout: super::timeout_of(jail, def),
             started: BTreeMap::new(),
             executed: HashMap::new(),
@@ -121,7 +193,30 @@ impl CommandAction {
             unenforced: HashMap::new(),
             start_failed: false,
             start_hint: start_hint(def),
+            firewall,
         }
+    }
+
+    /// The tickets the commands may see: an action that runs a firewall
+    /// refuses ids that are not addresses (the error names the first).
+    fn addresses_only<'a>(&self, tickets: &'a [Ticket]) -> (Cow<'a, [Ticket]>, Outcome) {
+        let Some(tool) = self.firewall else {
+            return (Cow::Borrowed(tickets), Ok(()));
+        };
+        let Some(bad) = tickets.iter().find(|t| t.target().is_none()) else {
+            return (Cow::Borrowed(tickets), Ok(()));
+        };
+        let refused = ActionError::new(
+            Cause::Config,
+            format!("{tool} bans addresses and subnets only"),
+        )
+        .on(&bad.fid);
+        let kept = tickets
+            .iter()
+            .filter(|t| t.target().is_some())
+            .cloned()
+            .collect();
+        (Cow::Owned(kept), Err(refused))
     }
 
     pub fn healthy(&self) -> bool {
@@ -526,8 +621,8 @@ impl CommandAction {
     }
 
     pub async fn ban(&mut self, tickets: &[Ticket]) -> Outcome {
-        let mut first = Ok(());
-        for (fam, group) in Self::by_family(tickets) {
+        let (tickets, mut first) = self.addresses_only(tickets);
+        for (fam, group) in Self::by_family(&tickets) {
             if self.on_demand && self.started.get(&fam).map_or(true, |v| *v == 0) {
                 if let Err(e) = self.start_family(fam, true).await {
                     for t in &group {
@@ -561,11 +656,11 @@ impl CommandAction {
     }
 
     pub async fn unban(&mut self, tickets: &[Ticket]) -> Outcome {
-        let mut first = Ok(());
         for t in tickets {
             self.unenforced.remove(&t.fid);
         }
-        for (fam, group) in Self::by_family(tickets) {
+        let (tickets, mut first) = self.addresses_only(tickets);
+        for (fam, group) in Self::by_family(&tickets) {
             if self.started.get(&fam).map_or(true, |v| v & HAS_ITEMS == 0) {
                 continue;
             }
@@ -660,5 +755,89 @@ impl CommandAction {
         }
         let pending: Vec<Ticket> = self.unenforced.values().cloned().collect();
         first.and(self.ban(&pending).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn firewalls_are_told_from_other_commands() {
+        for (script, tool) in [
+            (
+                "iptables -w -I f2b-sshd 1 -s <ip> -j REJECT",
+                Some("iptables"),
+            ),
+            ("ipset -exist add f2b-sshd <ip> timeout 600", Some("ipset")),
+            ("/sbin/npfctl table t add <ip>", Some("npfctl")),
+            ("ip route add unreachable <ip>", Some("ip")),
+            (
+                "echo all >| /x/<ip>.auto\n  iptables -I c 1 -s <ip> -j DROP",
+                Some("iptables"),
+            ),
+            (
+                "x=$(nft list set t s) && sudo ufw deny from <ip>",
+                Some("nft"),
+            ),
+            (
+                "printf %b \"ALL: <ip>\\n\" >> /etc/hosts.deny",
+                Some("hosts.deny"),
+            ),
+            ("echo +<ip> > /proc/net/xt_recent/f2b", Some("xt_recent")),
+            (
+                "printf %b \"banned <ip> by iptables\\n\" | mail -s x root",
+                None,
+            ),
+            ("echo '<fid> 1;' >> /etc/nginx/map; nginx -s reload", None),
+        ] {
+            assert_eq!(firewall_in(script), tool, "{script}");
+        }
+    }
+
+    #[tokio::test]
+    async fn ids_that_are_not_addresses_never_reach_a_firewall() {
+        // A stand-in for iptables that notes how it was called.
+        let dir = tempfile::tempdir().unwrap();
+        let ran = dir.path().join("ran");
+        let fake = dir.path().join("iptables");
+        std::fs::write(
+            &fake,
+            format!("#!/bin/sh\necho \"$*\" >> {}\n", ran.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let def = ActionDef {
+            name: "fw".into(),
+            file: "fw".into(),
+            options: [
+                ("actionban", "iptables -I f2b 1 -s <ip> -j DROP"),
+                ("actionunban", "iptables -D f2b -s <ip> -j DROP"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            ..ActionDef::default()
+        };
+        let env = Env {
+            path: Some(dir.path().into()),
+        };
+        let mut a = CommandAction::new("t", &def, &env);
+        // iptables reads `010.0.0.1` as 8.0.0.1 and looks `localhost` up.
+        let ids = |ids: &[&str]| ids.iter().map(|i| Ticket::new(*i)).collect::<Vec<_>>();
+        let e = a
+            .ban(&ids(&["010.0.0.1", "192.0.2.1", "localhost"]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.cause, Cause::Config);
+        assert_eq!(e.subject.as_deref(), Some("010.0.0.1"));
+        assert!(e.message.contains("iptables"), "{e}");
+        assert!(a.healthy(), "a refused id is not tried again");
+        assert!(a.unban(&ids(&["localhost", "192.0.2.1"])).await.is_err());
+        assert_eq!(
+            std::fs::read_to_string(&ran).unwrap(),
+            "-I f2b 1 -s 192.0.2.1 -j DROP\n-D f2b -s 192.0.2.1 -j DROP\n"
+        );
     }
 }

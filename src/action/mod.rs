@@ -586,7 +586,8 @@ fn timeout_of(jail: &str, def: &ActionDef) -> Duration {
         return DEFAULT;
     };
     match crate::config::parse_time(v) {
-        Ok(s) if s > 0.0 => Duration::from_secs_f64(s),
+        // Longer than a Duration holds (`10**20`): as good as no timeout.
+        Ok(s) if s > 0.0 => Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX),
         _ => {
             tracing::warn!(target: "fail2ban.actions",
                 "[{jail}] action {}: invalid timeout {v:?}, using 60 s", def.name);
@@ -718,6 +719,7 @@ mod tests {
         assert_eq!(timeout("1m"), 60.0);
         assert_eq!(timeout("1h 30m"), 5400.0);
         assert_eq!(timeout("1.5h"), 5400.0);
+        assert_eq!(timeout("10**20"), Duration::MAX.as_secs_f64());
         // Not a time: the default.
         assert_eq!(timeout("soon"), 60.0);
         assert_eq!(timeout("-1"), 60.0);

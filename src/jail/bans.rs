@@ -109,7 +109,7 @@ impl BanList {
                 prolonged: true,
             };
         }
-        ban.count += 1;
+        ban.count = ban.count.saturating_add(1);
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Some(end) = ban.end() {

@@ -460,7 +460,7 @@ impl Jail {
             return BanOutcome::New(ban);
         };
         if past.count >= ban.count {
-            ban.count = past.count + 1;
+            ban.count = past.count.saturating_add(1);
         }
         // Fail2ban keeps the jail's ban time (not as the ban's own) when its
         // formula fails.

@@ -550,6 +550,30 @@ fn known_offenders_count_faster_and_get_longer_bans() {
 }
 
 #[test]
+fn ban_counts_stop_at_the_largest() {
+    // Counts as a damaged or foreign database may hold them.
+    let h = History::with("test", "192.0.2.1", u32::MAX, 500.0);
+    let mut j = increment_jail(1);
+    let c = counted(j.on_failure(&failure("192.0.2.1", 1000.0, "a"), 1000.0, &h));
+    assert_eq!(new_ban(&c).count, u32::MAX);
+    let stored = Ban {
+        id: id("192.0.2.2"),
+        time: 1000.0,
+        bantime: 600.0,
+        count: u32::MAX,
+        failures: 1,
+        matches: vec![],
+        data: vec![],
+        restored: false,
+        incremented: false,
+    };
+    match j.restore(stored, 1000.0) {
+        BanOutcome::New(b) => assert_eq!(b.count, u32::MAX),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn increment_applies_to_manual_bans_and_overalljails() {
     let mut h = History::with("other", "192.0.2.1", 3, 0.0);
     h.bans.insert(

@@ -262,7 +262,7 @@ impl BanHistory for History {
             return v.iter().find(|(j, _)| &**j == jail).map(|(_, p)| *p);
         }
         v.iter().map(|(_, p)| *p).reduce(|a, b| PastBan {
-            count: a.count + b.count,
+            count: a.count.saturating_add(b.count),
             time: a.time.max(b.time),
         })
     }
@@ -289,6 +289,10 @@ pub(crate) struct ServerState {
 
 /// At most this many `ignorecommand` runs at once.
 const COMMAND_SLOTS: usize = 8;
+/// At most about this many failures wait for an `ignorecommand` verdict:
+/// beyond, the core takes no more lines until verdicts come back (the log
+/// files wait, nothing is lost), so a flood cannot queue without bound.
+const MAX_ASKING: usize = 256;
 /// Fail2ban's idle service period for the failure tables.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(10);
 
@@ -305,6 +309,8 @@ pub(crate) struct Core {
     /// A reload is being read; another waits for it.
     pub(crate) reloading: bool,
     stop_replies: Vec<oneshot::Sender<Reply>>,
+    /// Failures waiting for an `ignorecommand` verdict.
+    asking: usize,
 }
 
 impl Core {
@@ -332,6 +338,7 @@ impl Core {
             sources: Some(sources),
             reloading: false,
             stop_replies: Vec::new(),
+            asking: 0,
         }
     }
 
@@ -350,10 +357,16 @@ impl Core {
                         return;
                     }
                 }
-                Some(msg) = ingest.recv() => self.on_ingest(msg),
+                Some(msg) = ingest.recv(), if self.takes_lines() => self.on_ingest(msg),
                 _ = tokio::time::sleep_until(wake) => self.on_timer(crate::util::now()),
             }
         }
+    }
+
+    /// Whether the core takes lines now: not while too many failures wait
+    /// for `ignorecommand` (except when stopping, which reads what is left).
+    fn takes_lines(&self) -> bool {
+        self.asking < MAX_ASKING || self.sources.is_none()
     }
 
     fn next_wake(&self, now: f64) -> Duration {
@@ -464,12 +477,13 @@ impl Core {
                     }
                     drop(lines);
                 }
-                let rt = &mut self.jails[jail];
-                rt.jail.maintain(now);
-                if let Some(p) = position {
-                    self.store.position(&rt.name, p);
-                }
+                self.jails[jail].jail.maintain(now);
+                // The bans first: a position written before them would skip
+                // their lines after a crash in between.
                 self.commit_bans(jail, banned, None);
+                if let Some(p) = position {
+                    self.store.position(&self.jails[jail].name, p);
+                }
             }
             Ingested::FileAdded { jail, path } => {
                 if let Some(SourceInfo::Files(files)) =
@@ -577,6 +591,7 @@ impl Core {
 
     /// Runs `ignorecommand` off the core; the verdict comes back as an event.
     fn ask_command(&mut self, jail: JailId, call: IgnoreCommandCall, failure: Failure) {
+        self.asking += 1;
         let events = self.events.clone();
         let slots = self.command_slots.clone();
         tokio::spawn(async move {
@@ -604,6 +619,7 @@ impl Core {
         f: Failure,
         result: Result<bool, String>,
     ) {
+        self.asking -= 1;
         let now = crate::util::now();
         let Some(rt) = self.jails.get_mut(id) else {
             return;
@@ -634,10 +650,7 @@ impl Core {
         done: Option<oneshot::Sender<()>>,
     ) {
         if bans.is_empty() {
-            if let Some(d) = done {
-                let _ = d.send(());
-            }
-            return;
+            return done_now(done);
         }
         let rt = &self.jails[id];
         let records = bans.iter().map(|b| ban_record(&rt.name, b)).collect();
@@ -667,20 +680,13 @@ impl Core {
         done: Option<oneshot::Sender<()>>,
     ) {
         if bans.is_empty() {
-            if let Some(d) = done {
-                let _ = d.send(());
-            }
-            return;
+            return done_now(done);
         }
         let rt = &self.jails[id];
         let name = rt.name.clone();
         let actions = rt.actions.sender();
         self.store.run(move || {
-            for b in &bans {
-                notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
-            }
-            let tickets = bans.iter().map(|b| ticket(b, None)).collect();
-            actions.send(Op::Unban(tickets), done);
+            actions.send(Op::Unban(unban_tickets(&name, &bans)), done);
         });
     }
 
@@ -739,11 +745,7 @@ impl Core {
         let actions = rt.actions.sender();
         let (done, wait) = oneshot::channel();
         self.store.run(move || {
-            for b in &bans {
-                notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
-            }
-            let tickets = bans.iter().map(|b| ticket(b, None)).collect();
-            actions.send(Op::Stop(tickets, mode), Some(done));
+            actions.send(Op::Stop(unban_tickets(&name, &bans), mode), Some(done));
         });
         let (stopped, out) = oneshot::channel();
         let name = rt.name.clone();
@@ -772,6 +774,22 @@ fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Answers a command's wait at once: there is nothing to carry out.
+fn done_now(done: Option<oneshot::Sender<()>>) {
+    if let Some(d) = done {
+        let _ = d.send(());
+    }
+}
+
+/// Logs `Unban` for each ban (on the store thread, in queue order) and
+/// gives the tickets the actions take.
+fn unban_tickets(jail: &str, bans: &[Ban]) -> Vec<crate::action::Ticket> {
+    for b in bans {
+        notice!(target: "fail2ban.actions", "[{jail}] Unban {}", b.id);
+    }
+    bans.iter().map(|b| ticket(b, None)).collect()
 }
 
 fn log_ignored(jail: &str, fid: &str, by: IgnoredBy) {
@@ -833,6 +851,141 @@ pub(crate) fn restored_ban(r: &BanRecord) -> Ban {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Backend, BackendKind};
+    use crate::jail::{JailSettings, PrefixSet};
+    use crate::source::FileBackend;
+
+    /// A core with one jail `t` (no actions, no files) over `store`, and
+    /// the events it sends itself.
+    fn core_with(
+        settings: JailSettings,
+        store: StoreHandle,
+    ) -> (Core, mpsc::UnboundedReceiver<Event>) {
+        let (ingest, _) = mpsc::channel(1);
+        let (events, rx) = mpsc::unbounded_channel();
+        let sources = Sources::start(FileBackend::Polling, ingest).unwrap();
+        let def = JailDef {
+            name: "t".into(),
+            enabled: true,
+            backend: Backend {
+                kind: BackendKind::Polling,
+                params: Vec::new(),
+            },
+            filter: None,
+            logpath: Vec::new(),
+            logencoding: "auto".into(),
+            logtimezone: None,
+            maxretry: settings.maxretry,
+            maxmatches: 5,
+            findtime: settings.findtime,
+            bantime: settings.bantime,
+            bantime_increment: Default::default(),
+            ignoreip: Vec::new(),
+            ignoreself: false,
+            ignorecommand: None,
+            ignorecache: None,
+            actions: Vec::new(),
+            options: Default::default(),
+        };
+        let rt = JailRt {
+            name: "t".into(),
+            jail: Jail::new(settings),
+            source: SourceInfo::Files(Vec::new()),
+            actions: ActionWorker::start("t", &[], None),
+            merged: false,
+            one_source: OneSource::default(),
+            def,
+            show: FilterShow::default(),
+            idle: false,
+            positions: HashMap::new(),
+        };
+        let server = ServerDef {
+            loglevel: "NOTICE".into(),
+            logtarget: "STDERR".into(),
+            syslogsocket: "auto".into(),
+            socket: String::new(),
+            pidfile: String::new(),
+            allowipv6: "auto".into(),
+            dbfile: "None".into(),
+            dbpurgeage: 86400.0,
+            dbmaxmatches: None,
+            stacksize: None,
+        };
+        let state = ServerState {
+            log: Log::new(super::super::log::Level::Notice, "STDERR", "auto").unwrap(),
+            loglevel: server.loglevel.clone(),
+            syslogsocket: server.syslogsocket.clone(),
+            dbfile: None,
+            dbpurgeage: server.dbpurgeage,
+            dbmaxmatches: 10,
+            conf: None,
+            opts: Opts::default(),
+            server,
+        };
+        let core = Core::new(vec![rt], History::new(false), store, state, events, sources);
+        (core, rx)
+    }
+
+    fn settings(maxretry: u32) -> JailSettings {
+        let mut s = JailSettings::new("t");
+        s.maxretry = maxretry;
+        s.ignore = crate::jail::Ignore::with_self_addresses(Arc::new(PrefixSet::default()));
+        s
+    }
+
+    fn failure(fid: &str) -> Failure {
+        Failure {
+            fid: fid.into(),
+            time: crate::util::now(),
+            ..Failure::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_wait_while_many_failures_wait_for_ignorecommand() {
+        let mut s = settings(1000);
+        s.ignore.command = crate::jail::IgnoreCommand::new("exit 1");
+        let (mut core, mut events) = core_with(s, StoreHandle::unserved().0);
+        let failures = (0..MAX_ASKING)
+            .map(|i| failure(&format!("10.0.{}.{}", i / 256, i % 256)))
+            .collect();
+        core.on_ingest(Ingested::Lines {
+            jail: 0,
+            failures,
+            position: None,
+        });
+        assert!(!core.takes_lines(), "the files wait for the verdicts");
+        for _ in 0..MAX_ASKING {
+            match events.recv().await {
+                Some(Event::Verdict {
+                    jail,
+                    call,
+                    failure,
+                    result,
+                }) => core.on_verdict(jail, call, *failure, result),
+                _ => panic!("a verdict"),
+            }
+        }
+        assert!(core.takes_lines());
+        assert_eq!(core.jails[0].jail.status().total_failed, MAX_ASKING as u64);
+    }
+
+    #[tokio::test]
+    async fn a_position_is_stored_after_the_bans_of_its_lines() {
+        let (store, asked) = StoreHandle::unserved();
+        let (mut core, _events) = core_with(settings(1), store);
+        core.on_ingest(Ingested::Lines {
+            jail: 0,
+            failures: vec![failure("192.0.2.1")],
+            position: Some(Position {
+                path: "/var/log/auth.log".into(),
+                hash: "0123".into(),
+                pos: 100,
+            }),
+        });
+        // A crash between the two then loses neither the ban nor the lines.
+        assert_eq!(asked.kinds(), ["bans", "position"]);
+    }
 
     #[test]
     fn one_address_with_most_failures_is_noticed_once_an_hour() {
@@ -855,6 +1008,19 @@ mod tests {
         // The next window is quiet: warned already.
         assert!((0..ONE_SOURCE_WINDOW).all(|_| w.note(&gw, 2000.0).is_none()));
         assert!((0..ONE_SOURCE_WINDOW).any(|_| w.note(&gw, 1000.0 + ONE_SOURCE_QUIET).is_some()));
+    }
+
+    #[test]
+    fn ban_counts_over_all_jails_stop_at_the_largest() {
+        let mut h = History::new(true);
+        let id = BanId::parse("192.0.2.1");
+        let past = PastBan {
+            count: u32::MAX,
+            time: 1.0,
+        };
+        h.record(&Arc::from("a"), &id, past);
+        h.record(&Arc::from("b"), &id, past);
+        assert_eq!(h.previous_ban("a", &id, true), Some(past));
     }
 
     #[test]

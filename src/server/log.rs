@@ -294,6 +294,34 @@ impl Log {
         }
     }
 
+    /// Logs every panic (a bug: a thread or task of the server ends) as a
+    /// CRITICAL record, then reports it as before: in the background
+    /// stderr is /dev/null, so it would go unseen.
+    pub fn log_panics(&self) {
+        let log = self.clone();
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current();
+            let message = format!(
+                "Internal error in thread {}: {}",
+                thread.name().unwrap_or("unnamed"),
+                info.to_string().replace('\n', " ")
+            );
+            // Not when this thread panicked while writing (it holds the lock).
+            let free = (0..1000).any(|_| {
+                let free = !matches!(lock_held(&log), Some(true));
+                if !free {
+                    std::thread::yield_now();
+                }
+                free
+            });
+            if free {
+                log.write("fail2ban.server", Level::Critical, &message);
+            }
+            prev(info);
+        }));
+    }
+
     /// Collects what this thread logs until the guard is dropped, then
     /// writes it at once: one system call for a burst of `Found` lines
     /// instead of one per line. Records keep their own time stamps.
@@ -305,6 +333,15 @@ impl Log {
             }
         });
         Deferred(self.clone())
+    }
+}
+
+/// Whether the log's lock is held right now (None: poisoned, usable).
+fn lock_held(log: &Log) -> Option<bool> {
+    match log.state.try_lock() {
+        Ok(_) => Some(false),
+        Err(std::sync::TryLockError::WouldBlock) => Some(true),
+        Err(std::sync::TryLockError::Poisoned(_)) => None,
     }
 }
 
@@ -558,6 +595,33 @@ mod tests {
         assert_eq!(Level::parse("25"), Some(Level::Notice));
         assert_eq!(Level::parse("HEAVYDEBUG"), Some(Level::Heavy));
         assert_eq!(Level::parse("loud"), None);
+    }
+
+    #[test]
+    fn panics_go_to_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f2b.log");
+        let log = Log::new(Level::Notice, path.to_str().unwrap(), "auto").unwrap();
+        log.log_panics();
+        let died = std::thread::Builder::new()
+            .name("logban-test-panics".into())
+            .spawn(|| panic!("boom 1234"))
+            .unwrap()
+            .join();
+        // Back to the default hook.
+        drop(std::panic::take_hook());
+        assert!(died.is_err());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("logban-test-panics"))
+            .unwrap_or_else(|| panic!("no record of the panic in {text:?}"));
+        assert!(line.contains("fail2ban.server"), "{line}");
+        assert!(
+            line.contains("CRITICAL Internal error in thread logban-test-panics: panicked at"),
+            "{line}"
+        );
+        assert!(line.ends_with("boom 1234"), "{line}");
     }
 
     #[test]

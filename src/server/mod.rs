@@ -8,9 +8,9 @@
 //! to the background (`-b`, the default) and reports back when it answers;
 //! then logging, pid file, the store (bans restored, positions read), the
 //! jails, the sources, the socket. Reload (`reload`, SIGHUP): see
-//! [`reload`]. Stop (`stop`, SIGTERM, SIGINT): sources stop, what they read
-//! is still counted, every jail unbans and stops its actions, positions are
-//! written, the store closes.
+//! `server/reload.rs`. Stop (`stop`, SIGTERM, SIGINT): sources stop, what
+//! they read is still counted, every jail unbans and stops its actions,
+//! positions are written, the store closes.
 
 mod commands;
 mod control;
@@ -148,6 +148,7 @@ fn serve(
 ) -> Result<(), String> {
     let log = Log::new(level, &server.logtarget, &server.syslogsocket).map_err(|e| e.0)?;
     log.install().map_err(|e| e.0)?;
+    log.log_panics();
     tracing::info!(target: "fail2ban.server", "{}", "-".repeat(50));
     tracing::info!(target: "fail2ban.server",
         "Starting Fail2ban v{FAIL2BAN_VERSION} (logban {})", env!("CARGO_PKG_VERSION"));

@@ -127,6 +127,38 @@ impl StoreHandle {
     }
 }
 
+/// The requests of a [`StoreHandle::unserved`], in the order made.
+#[cfg(test)]
+pub(crate) struct Asked(Receiver<Req>);
+
+#[cfg(test)]
+impl StoreHandle {
+    /// A handle whose requests are kept, not run: a test reads what was
+    /// asked of the store, in order.
+    pub fn unserved() -> (StoreHandle, Asked) {
+        let (tx, rx) = mpsc::channel();
+        (StoreHandle { tx }, Asked(rx))
+    }
+}
+
+#[cfg(test)]
+impl Asked {
+    /// What was asked since the last call.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.0
+            .try_iter()
+            .map(|r| match r {
+                Req::AddBans(..) => "bans",
+                Req::RemoveBans(..) => "remove",
+                Req::Position(..) => "position",
+                Req::Run(_) => "run",
+                Req::With(_) => "with",
+                Req::Close(_) => "close",
+            })
+            .collect()
+    }
+}
+
 struct Worker {
     store: Option<Store>,
     positions: HashMap<(Arc<str>, String), (String, u64)>,

@@ -21,6 +21,10 @@ const FIELDS: &str = "_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,SYSLOG_PID,_PID,MESSAGE,
 /// Longest JSON entry accepted; longer ones are skipped with a warning.
 const MAX_ENTRY: usize = 1 << 20;
 
+/// Entries sent together at most: while journalctl has more to say (a long
+/// catch-up) a batch is sent once this full, so memory stays bounded.
+const MAX_BATCH: usize = 1024;
+
 /// A journal entry as a jail sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JournalEntry {
@@ -507,7 +511,7 @@ fn read_child(
                     if !*caught_up && entry.time >= started - 1.0 {
                         *caught_up = true;
                     }
-                    if batch.backlog == *caught_up {
+                    if batch.backlog == *caught_up || batch.entries.len() >= MAX_BATCH {
                         flush(&mut batch, *caught_up, events)?;
                     }
                     if !*caught_up && entry.cursor.is_some() && entry.cursor == *backlog_end {

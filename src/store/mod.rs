@@ -477,7 +477,7 @@ impl Store {
                         ban.bantime = max;
                     }
                 }
-                if ban.bantime != PERMANENT && ban.timeofban + ban.bantime <= q.now {
+                if ban.bantime != PERMANENT && ban.timeofban.saturating_add(ban.bantime) <= q.now {
                     continue;
                 }
                 if let Cow::Owned(data) = stored_data(&ban.data, max_matches) {
@@ -553,10 +553,11 @@ impl Store {
                 let take = &m[m.len().saturating_sub(room)..];
                 matches.splice(0..0, take.iter().cloned());
             }
-            failures += data
+            let own = data
                 .get("failures")
                 .map_or(Some(1), Value::as_i64)
                 .unwrap_or(1);
+            failures = own.saturating_add(failures);
             data.insert("failures".into(), failures.into());
             data.remove("matches");
             merged.extend(data);

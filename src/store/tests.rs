@@ -332,6 +332,25 @@ fn current_bans_tell_active_from_expired_and_permanent() {
 }
 
 #[test]
+fn current_bans_keep_bans_longer_than_any_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_with_jails(&db_in(&dir), &["sshd"]);
+    // What the server stores for `bantime = 10**20` (seconds as i64, saturated).
+    store
+        .add_bans(&[ban("sshd", "192.0.2.1", NOW - 10, i64::MAX, 1, json!({}))])
+        .unwrap();
+    let jail_like = Restore {
+        within: Some(i64::MAX),
+        jail_bantime: i64::MAX,
+        max_bantime: Some(i64::MAX),
+        ..Restore::at(NOW)
+    };
+    for q in [Restore::at(NOW), jail_like] {
+        assert_eq!(ips(&store.current_bans("sshd", &q).unwrap()), ["192.0.2.1"]);
+    }
+}
+
+#[test]
 fn current_bans_correct_ban_times_like_a_restore() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
@@ -567,6 +586,22 @@ fn bans_merged_sum_failures_and_keep_newest_matches() {
         .unwrap();
     assert_eq!((sshd.failures(), sshd.matches().len()), (5, 4));
     assert_eq!(store.bans_merged("192.0.2.7", None).unwrap(), None);
+}
+
+#[test]
+fn bans_merged_failures_stop_at_the_largest_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_with_jails(&db_in(&dir), &["sshd"]);
+    // Counts as another program (or a damaged file) may hold them.
+    let big = json!({"failures": i64::MAX});
+    store
+        .add_bans(&[
+            ban("sshd", "192.0.2.1", NOW - 20, 600, 1, big.clone()),
+            ban("sshd", "192.0.2.1", NOW - 10, 600, 2, big),
+        ])
+        .unwrap();
+    let merged = store.bans_merged("192.0.2.1", None).unwrap().unwrap();
+    assert_eq!(merged.failures(), i64::MAX);
 }
 
 #[test]

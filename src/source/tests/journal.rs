@@ -376,3 +376,37 @@ fn a_dying_journalctl_is_restarted_after_the_last_cursor() {
         runs[2]
     );
 }
+
+#[test]
+fn a_long_catch_up_comes_in_bounded_batches() {
+    // A journalctl with 5000 entries at once: one pipe's worth (64 KiB) is
+    // about 2000 of them, readable without waiting.
+    let dir = tempfile::tempdir().unwrap();
+    let entries = dir.path().join("entries");
+    let text: String = (0..5000)
+        .map(|i| format!("{{\"__CURSOR\":\"{i}\",\"MESSAGE\":\"m\"}}\n"))
+        .collect();
+    std::fs::write(&entries, text).unwrap();
+    let script = dir.path().join("journalctl");
+    let body = format!(
+        "#!/bin/sh\ncase \"$*\" in *--lines=1*) exit 0;; esac\nsleep 0.3\ncat '{}'\nexec sleep 30\n",
+        entries.display()
+    );
+    std::fs::write(&script, body).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut o = JournalOptions::new("");
+    o.program = script;
+    let (tx, rx) = mpsc::sync_channel(64);
+    let f = JournalFollower::start(o, tx).unwrap();
+    let (mut n, mut largest) = (0, 0);
+    while n < 5000 {
+        let ev = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the entries arrive");
+        n += ev.entries.len();
+        largest = largest.max(ev.entries.len());
+    }
+    drop(rx);
+    f.stop();
+    assert!(largest <= 1024, "a batch of {largest} entries");
+}
