@@ -73,9 +73,7 @@ for i in "${!NAMES[@]}"; do
     n=${NAMES[i]}
     [ "${ONLY:-}" = cand ] && N=${counts[1]} || N=${counts[i]}
     addresses "$N" >"$W/addr"
-    sb_new SB "banip$i"
-    mailserver_conf "$SB" "${BANACTION:-nftables-allports}"
-    sb_start "$SB" "${SERVERS[i]}" "${CLIENTS[i]}"
+    mailserver_start SB "banip$i" "$i" "${BANACTION:-nftables-allports}"
 
     t0=$(now)
     # shellcheck disable=SC2046 # one argument per address
@@ -106,32 +104,14 @@ for i in "${!NAMES[@]}"; do
     NS[i]=$N
 done
 
-row() { # LABEL VALUE-PER-SERVER...
-    printf '%-30s' "$1"
-    shift
-    printf ' %12s' "$@"
-    echo
-}
 row "" "${NAMES[@]}"
 row "addresses" "${NS[@]}"
-v=()
-for n in "${NAMES[@]}"; do v+=("${printed[$n]}"); done
-row "banip printed" "${v[@]}"
-v=()
-for n in "${NAMES[@]}"; do v+=("${ban[$n]}s"); done
-row "all in set after banip" "${v[@]}"
-v=()
-for n in "${NAMES[@]}"; do v+=("${ret[$n]}s"); done
-row "  banip command returned" "${v[@]}"
-v=()
-for n in "${NAMES[@]}"; do v+=("${stop[$n]}s"); done
-row "stop (until the process ended)" "${v[@]}"
-v=()
-for n in "${NAMES[@]}"; do v+=("${back[$n]}s"); done
-row "all back after restart" "${v[@]}"
-v=()
-for n in "${NAMES[@]}"; do v+=("${backres[$n]}s"); done
-row "  poll resolution" "${v[@]}"
+row_of "banip printed" printed
+row_of "all in set after banip" ban s
+row_of "  banip command returned" ret s
+row_of "stop (until the process ended)" stop s
+row_of "all back after restart" back s
+row_of "  poll resolution" backres s
 if [ ${#NAMES[@]} = 2 ] && [ $fail = 0 ]; then
     a=${NAMES[0]} b=${NAMES[1]}
     sooner() { awk -v x="$1" -v y="$2" 'BEGIN{print (x < y) ? "yes" : "no"}'; }

@@ -22,9 +22,7 @@ sides
 declare -A SB
 for i in "${!NAMES[@]}"; do
     name=${NAMES[i]}
-    sb_new box "client-$i"
-    mailserver_conf "$box" nftables-allports
-    sb_start "$box" "${SERVERS[i]}" "${CLIENTS[i]}" 60 || die "$name did not start"
+    mailserver_start box "client-$i" "$i" nftables-allports || die "$name did not start"
     SB[$name]=$box
 done
 

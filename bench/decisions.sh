@@ -18,29 +18,18 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 need_root
 lines=${1:-100000}
-jails=(sshd dovecot postfix postfix-sasl)
+jails=("${MAIL_JAILS[@]}")
 
 sides
 work_dir W
 log=$W/mail.log
-genlog "$log" "$lines" 0.05 "${SEED:-7}" now
-echo "# log: $lines lines (genlog.py seed ${SEED:-7}, 5% failures, ending now)"
+mail_log "$log" "$lines"
 
 declare -A failed banned
 for i in "${!NAMES[@]}"; do
     n=${NAMES[i]}
     sb_new SB "decide$i"
-    {
-        echo "[DEFAULT]"
-        echo "maxretry = 2"
-        echo "findtime = 1w"
-        echo "bantime = 1w"
-        echo "action ="
-        for j in "${jails[@]}"; do
-            printf '[%s]\nenabled = true\nlogpath = %s\nbackend = auto\n' "$j" "$log"
-            if [ "$j" = postfix ]; then echo "mode = extra"; fi
-        done
-    } | sb_put "$SB" jail.local
+    mail_jails "$SB" "$log" "maxretry = 2" "findtime = 1w" "bantime = 1w"
     sb_launch "$SB" "${SERVERS[i]}" "${CLIENTS[i]}"
     wait_counts "$SB" "${QUIET:-3}" "${TIMEOUT:-600}" "${jails[@]}" >/dev/null
     while read -r j f b; do

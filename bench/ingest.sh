@@ -23,28 +23,18 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 need_root
 lines=${1:-100000}
-jails=(sshd dovecot postfix postfix-sasl)
+jails=("${MAIL_JAILS[@]}")
 
 sides
 work_dir W
 log=$W/mail.log
-genlog "$log" "$lines" 0.05 "${SEED:-7}" now
-echo "# log: $lines lines (genlog.py seed ${SEED:-7}, 5% failures, ending now)"
+mail_log "$log" "$lines"
 
 declare -A count lo hi round cpu
 for i in "${!NAMES[@]}"; do
     n=${NAMES[i]}
     sb_new SB "ingest$i"
-    {
-        echo "[DEFAULT]"
-        echo "maxretry = 1000000000"
-        echo "findtime = 1d"
-        echo "action ="
-        for j in "${jails[@]}"; do
-            printf '[%s]\nenabled = true\nlogpath = %s\nbackend = auto\n' "$j" "$log"
-            if [ "$j" = postfix ]; then echo "mode = extra"; fi
-        done
-    } | sb_put "$SB" jail.local
+    mail_jails "$SB" "$log" "maxretry = 1000000000" "findtime = 1d"
     sb_launch "$SB" "${SERVERS[i]}" "${CLIENTS[i]}"
     read -r lo[$n] hi[$n] round[$n] < <(wait_counts "$SB" "${QUIET:-3}" "${TIMEOUT:-600}" "${jails[@]}")
     cpu[$n]=$(sb_cpu "$SB")
@@ -52,12 +42,7 @@ for i in "${!NAMES[@]}"; do
     sb_destroy "$SB"
 done
 
-row() { # LABEL VALUE-PER-SERVER...
-    printf '%-18s' "$1"
-    shift
-    printf ' %16s' "$@"
-    echo
-}
+ROW_LABEL=18 ROW_WIDTH=16
 fail=0
 row "Total failed" "${NAMES[@]}"
 for j in "${jails[@]}"; do
@@ -73,17 +58,12 @@ for j in "${jails[@]}"; do
         fail=1
     fi
 done
-vals=() bounds=() rounds=() cpus=()
-for n in "${NAMES[@]}"; do
-    vals+=("${hi[$n]}s")
-    cpus+=("${cpu[$n]}s")
-    bounds+=("${lo[$n]}-${hi[$n]}")
-    rounds+=("${round[$n]}s")
-done
-row "time to counted" "${vals[@]}"
-row "  bounds (s)" "${bounds[@]}"
-row "  poll round" "${rounds[@]}"
-row "server CPU" "${cpus[@]}"
+declare -A bounds
+for n in "${NAMES[@]}"; do bounds[$n]="${lo[$n]}-${hi[$n]}"; done
+row_of "time to counted" hi s
+row_of "  bounds (s)" bounds
+row_of "  poll round" round s
+row_of "server CPU" cpu s
 if [ ${#NAMES[@]} = 2 ]; then
     a=${NAMES[0]} b=${NAMES[1]}
     x=$(ratio "${hi[$a]}" "${hi[$b]}")

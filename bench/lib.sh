@@ -380,6 +380,59 @@ _nft_add_set = <nftables> add set <table_family> <table> <addr_set> \{ type <add
 EOF
 }
 
+# mailserver_start VAR TAG I BANACTION: a sandbox (its directory in VAR) with
+# mailserver_conf and BANACTION, side I's server started in it and answering.
+mailserver_start() {
+    sb_new "$1" "$2"
+    mailserver_conf "${!1}" "$4"
+    sb_start "${!1}" "${SERVERS[$3]}" "${CLIENTS[$3]}"
+}
+
+# The jails that read the generated mail log (ingest.sh, decisions.sh).
+MAIL_JAILS=(sshd dovecot postfix postfix-sasl)
+
+# mail_log OUT LINES: a generated mail log of LINES lines (genlog.py, 5%
+# failures, seed $SEED or 7, ending now), announced on stdout.
+mail_log() {
+    genlog "$1" "$2" 0.05 "${SEED:-7}" now
+    echo "# log: $2 lines (genlog.py seed ${SEED:-7}, 5% failures, ending now)"
+}
+
+# mail_jails SB LOG [LINE...]: jail.local in SB with MAIL_JAILS reading LOG
+# (backend auto, postfix in mode extra) and no action; the LINEs (`key =
+# value`) go to [DEFAULT].
+mail_jails() {
+    local sb=$1 log=$2 j
+    shift 2
+    {
+        echo "[DEFAULT]"
+        printf '%s\n' "$@"
+        echo "action ="
+        for j in "${MAIL_JAILS[@]}"; do
+            printf '[%s]\nenabled = true\nlogpath = %s\nbackend = auto\n' "$j" "$log"
+            if [ "$j" = postfix ]; then echo "mode = extra"; fi
+        done
+    } | sb_put "$sb" jail.local
+}
+
+# row LABEL VALUE...: a line of a side-by-side table: LABEL in ROW_LABEL
+# columns (30), each value right-aligned in ROW_WIDTH (12).
+row() {
+    printf "%-${ROW_LABEL:-30}s" "$1"
+    shift
+    printf " %${ROW_WIDTH:-12}s" "$@"
+    echo
+}
+
+# row_of LABEL MAP [SUFFIX]: the row of MAP[NAME]SUFFIX for each of NAMES (MAP
+# names an associative array keyed by side name).
+row_of() {
+    local -n vals=$2
+    local n v=()
+    for n in "${NAMES[@]}"; do v+=("${vals[$n]}${3:-}"); done
+    row "$1" "${v[@]}"
+}
+
 # work_dir VAR: a scratch directory removed on exit.
 work_dir() {
     local d

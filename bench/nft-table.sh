@@ -38,9 +38,7 @@ work_dir W
 fail=0
 for i in "${!NAMES[@]}"; do
     n=${NAMES[i]}
-    sb_new SB "nft$i"
-    mailserver_conf "$SB" "${BANACTION:-nftables-multiport}"
-    sb_start "$SB" "${SERVERS[i]}" "${CLIENTS[i]}"
+    mailserver_start SB "nft$i" "$i" "${BANACTION:-nftables-multiport}"
     for b in "${bans[@]}"; do
         read -ra a <<<"$b"
         sb_client "$SB" set "${a[0]}" banip "${a[@]:1}" >/dev/null || { echo "$n: set ${a[0]} banip failed" >&2; fail=1; }

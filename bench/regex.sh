@@ -9,20 +9,18 @@
 # whether the summaries agree. Exits non-zero if any summary differs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 lines=${1:-200000}
 shift || true
 filters=("$@")
 [ ${#filters[@]} -gt 0 ] || filters=("postfix[mode=extra]" dovecot sshd)
 conf=${CONF:-/etc/fail2ban}
-genlog=${GENLOG:-../shared/tools/genlog.py}
-[ -f "$genlog" ] || genlog=/work/shared/tools/genlog.py
 
 cargo build --release -q
 bin=target/release/logban
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+work_dir work
 log=$work/mail.log
-python3 "$genlog" "$lines" 0.05 7 2026-11-20T00:00:00 > "$log"
+genlog "$log" "$lines" 0.05 7 2026-11-20T00:00:00
 
 # median wall time of 3 runs (bash's clock: no process started around the
 # run); the last run's stdout is kept in $work/out

@@ -20,9 +20,7 @@ sides
 declare -A rss
 for i in "${!NAMES[@]}"; do
     n=${NAMES[i]}
-    sb_new SB "rss$i"
-    mailserver_conf "$SB" nftables-allports
-    sb_start "$SB" "${SERVERS[i]}" "${CLIENTS[i]}"
+    mailserver_start SB "rss$i" "$i" nftables-allports
     sleep "${SETTLE:-5}"
     rss[$n]=$(sb_rss "$SB")
     sb_destroy "$SB"

@@ -83,12 +83,18 @@ pub struct Opts {
 }
 
 impl Opts {
-    /// What `-V` (the number) and `--version` print, as Fail2ban's tools.
-    pub fn version_text(&self) -> String {
-        if self.long_version {
-            format!("Fail2Ban v{}", crate::config::FAIL2BAN_VERSION)
+    /// What `-h` (`usage`) or `-V` (the number) and `--version` print
+    /// instead of running the program, as Fail2ban's tools; None without
+    /// either.
+    pub fn help_or_version(&self, usage: &str) -> Option<String> {
+        if self.help {
+            Some(usage.to_string())
+        } else if self.long_version {
+            Some(format!("Fail2Ban v{}", crate::config::FAIL2BAN_VERSION))
+        } else if self.version {
+            Some(crate::config::FAIL2BAN_VERSION.to_string())
         } else {
-            crate::config::FAIL2BAN_VERSION.to_string()
+            None
         }
     }
 }

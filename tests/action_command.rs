@@ -3,14 +3,14 @@
 //! repair, timeouts, `norestored`, attacker text passed only as data, and
 //! the hosts.deny file compared with what Fail2ban's commands write.
 
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
 use std::path::Path;
 
+use common::fail2ban;
+use common::netns::{self, rt, tickets};
 use logban::action::{BackendKind, Cause, JailActions, Settings, StopMode, Ticket};
 use logban::config::ActionDef;
-use netns::{rt, tickets};
 
 /// The actions of jail `t` from `action` (one per line) with `files` added
 /// to a copy of /etc/fail2ban.
@@ -19,10 +19,10 @@ fn defs(
     files: &[(&str, &str)],
     action_files: &[&str],
 ) -> (tempfile::TempDir, Vec<ActionDef>) {
-    let local = netns::jail_local("t", &format!("action = {action}"));
+    let local = fail2ban::jail_local("t", &format!("action = {action}"));
     let mut all = vec![("jail.local", local.as_str())];
     all.extend_from_slice(files);
-    netns::action_defs(&all, "t", action_files)
+    fail2ban::action_defs(&all, "t", action_files)
 }
 
 fn lines(p: &Path) -> Vec<String> {

@@ -3,14 +3,14 @@
 //! iptables-ipset (ban batches go through `iptables-restore` / `ipset
 //! restore`), route.
 
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
 use std::io::ErrorKind;
 use std::process::Command;
 
+use common::fail2ban::{self, action_defs};
+use common::netns::{self, connect_from, server_addr, tickets, Captured, Pair};
 use logban::action::{BackendKind, JailActions, Settings, StopMode};
-use netns::{action_defs, connect_from, server_addr, tickets, Captured, Pair};
 
 fn run(cmd: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(cmd).args(args).output().unwrap();
@@ -21,7 +21,7 @@ fn run(cmd: &str, args: &[&str]) -> (bool, String) {
 }
 
 fn jail_local(banaction: &str) -> String {
-    netns::jail_local("web", &format!("port = 2222\nbanaction = {banaction}"))
+    fail2ban::jail_local("web", &format!("port = 2222\nbanaction = {banaction}"))
 }
 
 /// Bans and unbans in batches of two addresses per family with `banaction`,

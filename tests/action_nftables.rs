@@ -2,21 +2,20 @@
 //! an attacker namespace connects to a TCP service in the server namespace
 //! before a ban, during it and after the unban.
 
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
 use std::io::ErrorKind;
-use std::process::Command;
 
-use logban::action::{BackendKind, Cause, JailActions, Settings, StopMode};
-use logban::config::ActionDef;
-use netns::{
-    action_defs, block_on_in, connect_from, nft, nft_elements as elements, server_addr, tickets,
+use common::fail2ban::{self, action_defs};
+use common::netns::{
+    self, block_on_in, connect_from, nft, nft_elements as elements, server_addr, tickets, Monitor,
     Pair,
 };
+use logban::action::{BackendKind, Cause, JailActions, Settings, StopMode};
+use logban::config::ActionDef;
 
 fn jail_local(jail: &str, banaction: &str, extra: &str) -> String {
-    netns::jail_local(jail, &format!("banaction = {banaction}\n{extra}"))
+    fail2ban::jail_local(jail, &format!("banaction = {banaction}\n{extra}"))
 }
 
 fn rules_on(set: &str) -> usize {
@@ -277,7 +276,7 @@ fn start_reconciles_without_unbanning() {
     let pair = Pair::new("nfrec");
     pair.listen(2222);
     let (_tree, defs) = web_defs("nftables-allports", "");
-    let attacker = pair.attacker.clone();
+    let (attacker, ns) = (pair.attacker.clone(), pair.server.clone());
     let defs2 = defs.clone();
     block_on_in(&pair.server, move || async move {
         let acts = JailActions::new("web", &defs, &Settings::default());
@@ -304,12 +303,12 @@ fn start_reconciles_without_unbanning() {
             "addr-set-web",
             "{ 198.51.100.1 }",
         ]);
-        let monitor = Monitor::start();
+        let monitor = Monitor::start(&ns);
         let acts = JailActions::new("web", &defs2, &Settings::default());
         acts.start(tickets(&["192.0.2.2", "198.51.100.1"]))
             .await
             .unwrap();
-        let seen = monitor.finish();
+        let seen = monitor.finish().join("\n");
         assert_eq!(elements("addr-set-web"), ["192.0.2.2", "198.51.100.1"]);
         assert!(
             seen.contains("delete element inet f2b-table addr-set-web { 203.0.113.7 }"),
@@ -375,68 +374,6 @@ fn start_reconciles_without_unbanning() {
             nft(&["list", "set", "inet", "f2b-table", "addr-set-web"]).contains("flags interval")
         );
     });
-}
-
-/// `nft monitor` in the calling thread's namespace, from a first marker
-/// change it has seen (so it is listening) to a last one.
-struct Monitor {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Monitor {
-    fn start() -> Monitor {
-        let mut child = Command::new("stdbuf")
-            .args(["-oL", "nft", "monitor"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let m = Monitor { child, lines };
-        for _ in 0..100 {
-            if m.mark("lb-monitor-start") {
-                return m;
-            }
-        }
-        panic!("nft monitor does not report changes");
-    }
-
-    /// Makes a marker change; true when the monitor reported it.
-    fn mark(&self, name: &str) -> bool {
-        nft(&["add", "table", "inet", name]);
-        nft(&["delete", "table", "inet", name]);
-        let wait = std::time::Duration::from_millis(100);
-        while let Ok(l) = self.lines.recv_timeout(wait) {
-            if l.contains(name) {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// What the monitor reported up to a final marker.
-    fn finish(mut self) -> String {
-        nft(&["add", "table", "inet", "lb-monitor-end"]);
-        let mut seen = String::new();
-        for l in self.lines.iter() {
-            if l.contains("lb-monitor-end") {
-                break;
-            }
-            seen.push_str(&l);
-            seen.push('\n');
-        }
-        nft(&["delete", "table", "inet", "lb-monitor-end"]);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        seen
-    }
 }
 
 /// The table disappears behind logban's back: the next ban finds out, puts

@@ -4,11 +4,11 @@
 //! left half-way by a killed burst is brought back to the store. Prints
 //! timings (`scale:` lines) for bench/firewall.sh; asserts only outcomes.
 
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
 use std::time::Instant;
 
+use common::{fail2ban, netns};
 use logban::action::{JailActions, Settings, StopMode, Ticket};
 
 const N: usize = 50_000;
@@ -18,6 +18,14 @@ fn addr(n: usize) -> String {
     format!("2001:db8:1::{:x}:{:x}", n >> 16, n & 0xffff)
 }
 
+/// Awaits `f`, printing how long it took as a `scale:` line.
+async fn timed<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    let t = Instant::now();
+    let v = f.await;
+    eprintln!("scale: {what}: {:.3} s", t.elapsed().as_secs_f64());
+    v
+}
+
 fn set_len(set: &str) -> usize {
     netns::nft_elements(set).len()
 }
@@ -25,11 +33,11 @@ fn set_len(set: &str) -> usize {
 #[test]
 fn fifty_thousand_bans_in_one_call_and_back_after_restart() {
     let pair = netns::Pair::new("scale");
-    let local = netns::jail_local(
+    let local = fail2ban::jail_local(
         "custom",
         "banaction = nftables-multiport\nport = smtp,pop3,pop3s,imap,imaps,submission,submissions,sieve",
     );
-    let (_tree, defs) = netns::action_defs(
+    let (_tree, defs) = fail2ban::action_defs(
         &[
             ("jail.local", &local),
             (
@@ -44,44 +52,41 @@ fn fifty_thousand_bans_in_one_call_and_back_after_restart() {
     netns::block_on_in(&pair.server, move || async move {
         let acts = JailActions::new("custom", &defs, &Settings::default());
         acts.start(vec![]).await.unwrap();
-        let t = Instant::now();
-        acts.ban(bans.clone()).await.unwrap();
-        eprintln!(
-            "scale: {N} bans in one call: {:.3} s",
-            t.elapsed().as_secs_f64()
-        );
+        timed(&format!("{N} bans in one call"), acts.ban(bans.clone()))
+            .await
+            .unwrap();
         assert_eq!(set_len("addr6-set-custom"), N);
 
         // 20,000 unbans in one call.
-        let t = Instant::now();
-        acts.unban(bans[..20_000].to_vec()).await.unwrap();
-        eprintln!(
-            "scale: 20000 unbans in one call: {:.3} s",
-            t.elapsed().as_secs_f64()
-        );
+        timed(
+            "20000 unbans in one call",
+            acts.unban(bans[..20_000].to_vec()),
+        )
+        .await
+        .unwrap();
         assert_eq!(set_len("addr6-set-custom"), N - 20_000);
         acts.ban(bans[..20_000].to_vec()).await.unwrap();
 
         // Restart with the firewall intact: nothing to do.
         acts.stop(vec![], StopMode::KeepNative).await.unwrap();
         let acts = JailActions::new("custom", &defs, &Settings::default());
-        let t = Instant::now();
-        acts.start(bans.clone()).await.unwrap();
-        eprintln!(
-            "scale: restart, {N} bans already in place: {:.3} s",
-            t.elapsed().as_secs_f64()
-        );
+        timed(
+            &format!("restart, {N} bans already in place"),
+            acts.start(bans.clone()),
+        )
+        .await
+        .unwrap();
         assert_eq!(set_len("addr6-set-custom"), N);
 
         // Restart on an empty firewall (container recreated).
         acts.stop(vec![], StopMode::Full).await.unwrap();
         let acts = JailActions::new("custom", &defs, &Settings::default());
-        let t = Instant::now();
-        acts.start(bans.clone()).await.unwrap();
-        eprintln!(
-            "scale: restart, {N} bans back into an empty firewall: {:.3} s",
-            t.elapsed().as_secs_f64()
-        );
+        timed(
+            &format!("restart, {N} bans back into an empty firewall"),
+            acts.start(bans.clone()),
+        )
+        .await
+        .unwrap();
         assert_eq!(set_len("addr6-set-custom"), N);
 
         // A burst of 10,000 killed half-way: the firewall holds 5,000 of them
@@ -100,12 +105,9 @@ fn fifty_thousand_bans_in_one_call_and_back_after_restart() {
         netns::nft_script(&script);
         let store: Vec<Ticket> = bans[1_000..].iter().chain(&burst).cloned().collect();
         let acts = JailActions::new("custom", &defs, &Settings::default());
-        let t = Instant::now();
-        acts.start(store.clone()).await.unwrap();
-        eprintln!(
-            "scale: restart after a killed burst: {:.3} s",
-            t.elapsed().as_secs_f64()
-        );
+        timed("restart after a killed burst", acts.start(store.clone()))
+            .await
+            .unwrap();
         assert_eq!(set_len("addr6-set-custom"), store.len());
         assert!(acts.enforced());
     });

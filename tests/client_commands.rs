@@ -2,14 +2,14 @@
 //! Fail2ban (client_fail2ban.rs) cannot show, because Fail2ban does it
 //! differently or because it needs the jail to act on log lines.
 
-mod server_support;
+mod common;
 
-use server_support::*;
+use common::daemon::*;
+use common::BIN;
 
 #[test]
 fn invalid_addresses_are_refused_and_nothing_changes() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
     // Fail2ban bans `1.2.3` as a name; logban refuses the command.
     let r = sb.client(&["set", "test", "banip", "192.0.2.9", "1.2.3"]);
@@ -33,7 +33,6 @@ fn invalid_addresses_are_refused_and_nothing_changes() {
 #[test]
 fn a_network_unbans_what_it_holds_and_ban_times_are_listed() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
     assert_eq!(
         sb.ok(&[
@@ -85,7 +84,6 @@ fn a_network_unbans_what_it_holds_and_ban_times_are_listed() {
 #[test]
 fn a_stopped_jail_unbans_and_start_brings_it_back_from_the_configuration() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
     assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.40"]), "1\n");
     assert_eq!(sb.ok(&["stop", "test"]), "Jail stopped\n");
@@ -96,13 +94,13 @@ fn a_stopped_jail_unbans_and_start_brings_it_back_from_the_configuration() {
     assert!(sb.log().contains("NOTICE  [test] Unban 192.0.2.40\n"));
     assert!(sb.log().contains("INFO    Jail 'test' stopped\n"));
     // Lines written while it is stopped are not counted.
-    sb.append("auth.log", &syslog_line("root", "192.0.2.41"));
+    sb.fail("192.0.2.41", 1);
     // Started again from the configuration, with its bans from the database.
     assert_eq!(sb.ok(&["start", "test"]), "Jail started\n");
     let st = sb.status("test");
     assert_eq!(st.banned, ["192.0.2.40"]);
     assert!(sb.log().contains("NOTICE  [test] Restore Ban 192.0.2.40\n"));
-    sb.append("auth.log", &syslog_line("root", "192.0.2.42"));
+    sb.fail("192.0.2.42", 1);
     sb.wait_status("test", "the new line counted", |s| s.total_failed >= 1);
     // A running jail: nothing to do.
     assert_eq!(sb.ok(&["start", "test"]), "Jail started\n");
@@ -117,7 +115,6 @@ fn a_stopped_jail_unbans_and_start_brings_it_back_from_the_configuration() {
 #[test]
 fn filter_and_log_options_set_at_run_time_take_effect() {
     let sb = Sandbox::new("maxretry = 1");
-    sb.write("auth.log", "");
     sb.write("extra.log", "");
     let server = sb.start();
     // A second failregex: its lines count from now on.
@@ -128,7 +125,7 @@ fn filter_and_log_options_set_at_run_time_take_effect() {
         "{out}"
     );
     assert!(out.contains("\n`- [1]: ^\\s*\\S+ intruder "), "{out}");
-    let now = jiff::Zoned::now().strftime("%b %e %H:%M:%S").to_string();
+    let now = syslog_stamp();
     sb.append("auth.log", &format!("{now} host intruder 192.0.2.60\n"));
     sb.wait_status("test", "the new failregex used", |s| {
         s.banned == ["192.0.2.60"]
@@ -150,10 +147,10 @@ fn filter_and_log_options_set_at_run_time_take_effect() {
     // Idle: lines are read but not counted.
     assert_eq!(sb.ok(&["set", "test", "idle", "on"]), "True\n");
     let before = sb.status("test").total_failed;
-    sb.append("auth.log", &syslog_line("root", "192.0.2.62"));
+    sb.fail("192.0.2.62", 1);
     sb.append("auth.log", &format!("{now} host intruder 192.0.2.63\n"));
     assert_eq!(sb.ok(&["set", "test", "idle", "off"]), "False\n");
-    sb.append("auth.log", &syslog_line("root", "192.0.2.64"));
+    sb.fail("192.0.2.64", 1);
     let st = sb.wait_status("test", "the line after idle counted", |s| {
         s.banned.contains(&"192.0.2.64".to_string())
     });
@@ -265,7 +262,6 @@ fn a_socket_nobody_answers_on_is_reported_as_such() {
 #[test]
 fn answers_the_same_when_installed_as_fail2ban_client() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
     let link = sb.path("fail2ban-client");
     std::os::unix::fs::symlink(BIN, &link).unwrap();

@@ -1,9 +1,9 @@
 //! `--json` against a real server: the documented shapes (docs/protocol.md).
 
-mod server_support;
+mod common;
 
+use common::daemon::*;
 use serde_json::{json, Value};
-use server_support::*;
 
 fn json_of(sb: &Sandbox, args: &[&str]) -> (i32, Value) {
     let mut full = vec!["--json"];
@@ -17,9 +17,8 @@ fn json_of(sb: &Sandbox, args: &[&str]) -> (i32, Value) {
 #[test]
 fn status_get_and_banned_as_objects() {
     let sb = Sandbox::new("maxretry = 2");
-    sb.write("auth.log", "");
     let server = sb.start();
-    sb.append("auth.log", &syslog_line("root", "192.0.2.8"));
+    sb.fail("192.0.2.8", 1);
     sb.wait_status("test", "one failure", |s| s.total_failed == 1);
     assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.7"]), "1\n");
     let log = sb.path("auth.log").display().to_string();
@@ -94,7 +93,6 @@ fn bans_not_carried_out_show_in_the_status_object() {
         "etc/action.d/refuse.conf",
         "[Definition]\nactionban = exit 1\nactionunban = true\n",
     );
-    sb.write("auth.log", "");
     let server = sb.start();
     assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.7"]), "1\n");
     let (_, v) = json_of(&sb, &["status", "test"]);

@@ -3,14 +3,13 @@
 //! settings, new jails start, removed ones stop, a broken configuration is
 //! refused with the file named while the running one stays.
 
-mod server_support;
+mod common;
 
-use server_support::*;
+use common::daemon::*;
 
 /// `test` on auth.log and `other` on other.log, both maxretry 2.
 fn two_jails() -> Sandbox {
     let sb = Sandbox::new("maxretry = 2");
-    sb.write("auth.log", "");
     sb.write("other.log", "");
     sb.write("etc/jail.d/other.conf", &other_jail(&sb, ""));
     sb
@@ -26,9 +25,8 @@ fn other_jail(sb: &Sandbox, extra: &str) -> String {
 /// One failure of `addr` in auth.log, a ban of two failures for
 /// `banned`, and a manual ban: the state a reload must keep.
 fn some_state(sb: &Sandbox) {
-    sb.append("auth.log", &syslog_line("root", "192.0.2.1"));
-    sb.append("auth.log", &syslog_line("root", "192.0.2.2"));
-    sb.append("auth.log", &syslog_line("root", "192.0.2.2"));
+    sb.fail("192.0.2.1", 1);
+    sb.fail("192.0.2.2", 2);
     sb.wait_status("test", "one failure and one ban", |s| {
         s.total_failed == 3 && s.banned == ["192.0.2.2"]
     });
@@ -54,7 +52,7 @@ fn an_unchanged_configuration_keeps_everything() {
     assert_eq!(sb.ok(&["reload"]), "OK\n");
     assert_eq!(counts(&sb.status("test")), before);
     // One more failure of 192.0.2.1 reaches maxretry: its count survived.
-    sb.append("auth.log", &syslog_line("root", "192.0.2.1"));
+    sb.fail("192.0.2.1", 1);
     sb.wait_status("test", "192.0.2.1 banned", |s| {
         s.banned.contains(&"192.0.2.1".to_string())
     });
@@ -96,9 +94,9 @@ fn changed_added_and_removed_jails() {
     assert!(sb.log().contains("INFO    Jail 'other' stopped\n"));
     assert!(!sb.log().contains("[test] Unban"), "{}", sb.log());
     // The new failregex reads the file from where the old one stopped.
-    let now = jiff::Zoned::now().strftime("%b %e %H:%M:%S").to_string();
+    let now = syslog_stamp();
     for _ in 0..3 {
-        sb.append("auth.log", &syslog_line("root", "192.0.2.1"));
+        sb.fail("192.0.2.1", 1);
         sb.append("auth.log", &format!("{now} host intruder 192.0.2.1\n"));
     }
     let st = sb.wait_status("test", "three more failures", |s| {
@@ -164,7 +162,7 @@ fn a_broken_configuration_is_refused_and_the_running_one_stays() {
         }
     }
     // Still running as before: one more failure of 192.0.2.1 bans it.
-    sb.append("auth.log", &syslog_line("root", "192.0.2.1"));
+    sb.fail("192.0.2.1", 1);
     sb.wait_status("test", "192.0.2.1 banned", |s| {
         s.banned.contains(&"192.0.2.1".to_string())
     });
@@ -238,7 +236,6 @@ fn unchanged_actions_are_not_run_again() {
             record.display()
         ),
     );
-    sb.write("auth.log", "");
     let server = sb.start();
     assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.5"]), "1\n");
     let read = || std::fs::read_to_string(&record).unwrap_or_default();

@@ -1,17 +1,18 @@
 //! A reload that changes a jail's nftables action (another port list) in a
 //! network namespace: the new rule is in place, the attacker banned before
 //! is kept out of the new port too, and no set element is deleted on the way
-//! (`nft monitor` watches; a probe ban and unban shows it sees deletions).
+//! (`nft monitor` watches, and the set is listed again and again meanwhile).
 
-#[path = "common/netns.rs"]
-mod netns;
-mod server_support;
+mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use netns::Pair;
-use server_support::*;
+use common::daemon::Sandbox;
+use common::fail2ban;
+use common::netns::{nft_table, Monitor, Pair};
 
 const ACTIONS: &str = "/etc/fail2ban/action.d";
 
@@ -21,32 +22,15 @@ fn jail_local(ports: &str) -> String {
 
 #[test]
 fn a_changed_nftables_action_takes_over_without_unbanning() {
-    assert!(
-        std::path::Path::new(ACTIONS)
-            .join("nftables-multiport.conf")
-            .exists(),
-        "{ACTIONS}: these tests read Fail2ban's installed actions (apt-get install fail2ban)"
-    );
+    fail2ban::installed(&format!("{ACTIONS}/nftables-multiport.conf"));
     let pair = Pair::new("rld");
     pair.listen(25);
     pair.listen(587);
     let sb = Sandbox::new("");
-    netns::sh("cp", &["-r", ACTIONS, sb.path("etc").to_str().unwrap()]);
+    common::sh("cp", &["-r", ACTIONS, sb.path("etc").to_str().unwrap()]);
     sb.write("etc/jail.local", &jail_local("25"));
-    sb.write("auth.log", "");
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &pair.server, BIN, "server", "-c"])
-        .arg(sb.path("etc"))
-        .arg("-s")
-        .arg(sb.socket())
-        .arg("-p")
-        .arg(sb.path("run/server.pid"))
-        .args(["-xf", "start"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let server = sb.start_with(cmd);
-    let table = || pair.server_sh("nft", &["list", "table", "inet", "f2b-table"]);
+    let server = sb.start_in(&pair.server, None);
+    let table = || nft_table(&pair.server).expect("table inet f2b-table");
     assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.2"]), "1\n");
     assert!(table().contains("elements = { 192.0.2.2 }"), "{}", table());
     assert!(pair.connect(false, 25).is_err(), "banned on port 25");
@@ -58,42 +42,19 @@ fn a_changed_nftables_action_takes_over_without_unbanning() {
     // While the reload runs, the set is listed again and again: the banned
     // address must be in every listing (and `nft monitor` must not see it
     // deleted).
-    let monitor_out = sb.path("monitor.out");
-    let mut monitor = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &pair.server,
-            "stdbuf",
-            "-oL",
-            "nft",
-            "monitor",
-        ])
-        .stdout(std::fs::File::create(&monitor_out).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nft monitor");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let monitor = Monitor::start(&pair.server);
+    let stop = Arc::new(AtomicBool::new(false));
     let poller = {
         let (ns, stop) = (pair.server.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut listings = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while !stop.load(Ordering::SeqCst) {
                 let out = Command::new("ip")
-                    .args([
-                        "netns",
-                        "exec",
-                        &ns,
-                        "nft",
-                        "list",
-                        "set",
-                        "inet",
-                        "f2b-table",
-                        "addr-set-test",
-                    ])
+                    .args(["netns", "exec", &ns, "nft", "list", "set", "inet"])
+                    .args(["f2b-table", "addr-set-test"])
                     .output()
                     .unwrap();
-                listings.push(String::from_utf8_lossy(&out.stdout).into_owned());
+                listings.push(common::text(&out.stdout));
             }
             listings
         })
@@ -102,10 +63,9 @@ fn a_changed_nftables_action_takes_over_without_unbanning() {
     sb.write("etc/jail.local", &jail_local("25,587"));
     assert_eq!(sb.ok(&["reload"]), "OK\n");
     std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
     let listings = poller.join().unwrap();
-    let _ = monitor.kill();
-    let _ = monitor.wait();
+    let seen = monitor.finish().join("\n");
     assert!(listings.len() >= 5, "{} listings", listings.len());
     for l in &listings {
         assert!(
@@ -113,7 +73,6 @@ fn a_changed_nftables_action_takes_over_without_unbanning() {
             "a listing without the ban:\n{l}"
         );
     }
-    let seen = std::fs::read_to_string(&monitor_out).unwrap();
     assert!(!seen.contains("delete element"), "{seen}");
     assert!(!seen.contains("delete set"), "{seen}");
     let t = table();
@@ -126,18 +85,5 @@ fn a_changed_nftables_action_takes_over_without_unbanning() {
     assert_eq!(sb.status("test").banned, ["192.0.2.2"]);
     server.stop(&sb);
     // Stopped: the table is gone, as after Fail2ban's stop.
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &pair.server,
-            "nft",
-            "list",
-            "table",
-            "inet",
-            "f2b-table",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "table left behind");
+    assert_eq!(nft_table(&pair.server), None, "table left behind");
 }

@@ -2,9 +2,9 @@
 //! runs them: the server goes to the background and the client returns
 //! once it answers.
 
-mod server_support;
+mod common;
 
-use server_support::*;
+use common::daemon::*;
 
 /// Kills a server the test left running (it runs in the background, on
 /// its own): on drop, the pid in the sandbox's pid file gets SIGKILL.
@@ -12,7 +12,7 @@ struct Reaper<'a>(&'a Sandbox);
 
 impl Drop for Reaper<'_> {
     fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.0.path("run/server.pid")) {
+        if let Ok(pid) = std::fs::read_to_string(self.0.pidfile()) {
             if let Ok(pid) = pid.trim().parse::<i32>() {
                 // SAFETY: plain kill(2) of the server this test started.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -24,7 +24,6 @@ impl Drop for Reaper<'_> {
 #[test]
 fn start_restart_and_stop() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let _reaper = Reaper(&sb);
     assert_eq!(sb.ok(&["start"]), "Server ready\n");
     // Answering right away: the client waited for it.
@@ -38,9 +37,9 @@ fn start_restart_and_stop() {
         "{}",
         r.stderr
     );
-    let pid = std::fs::read_to_string(sb.path("run/server.pid")).unwrap();
+    let pid = std::fs::read_to_string(sb.pidfile()).unwrap();
     assert_eq!(sb.ok(&["restart"]), "Shutdown successful\nServer ready\n");
-    let new_pid = std::fs::read_to_string(sb.path("run/server.pid")).unwrap();
+    let new_pid = std::fs::read_to_string(sb.pidfile()).unwrap();
     assert_ne!(pid, new_pid, "a new server process");
     // The ban came back from the database.
     assert_eq!(sb.status("test").banned, ["192.0.2.3"]);
@@ -53,7 +52,6 @@ fn start_restart_and_stop() {
 #[test]
 fn start_refuses_a_stale_socket_without_x_and_a_broken_configuration() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let _reaper = Reaper(&sb);
     drop(std::os::unix::net::UnixListener::bind(sb.socket()).unwrap());
     let r = sb.client(&["start"]);

@@ -3,15 +3,14 @@
 //! (tests/common/corpus.rs reads the samples and checks the results;
 //! tests/profile_corpus.rs runs our filters through the library instead).
 
-#[path = "common/corpus.rs"]
-mod corpus;
+mod common;
 
-use corpus::{need, ours, Found, Variant, NOW, STOCK_CONF, STOCK_LOGS, TZ};
+use common::corpus::{self, Found, Variant, NOW, TZ};
+use common::fail2ban::{installed, CONF, SAMPLES};
+use common::{defaults_dir, repo, BIN};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_logban");
 
 /// Runs a variant; returns the failures by line number (from 1).
 fn run(conf: &Path, name: &str, v: &Variant) -> Result<Found, String> {
@@ -50,7 +49,7 @@ fn run(conf: &Path, name: &str, v: &Variant) -> Result<Found, String> {
 
 #[test]
 fn stock_filters_hold_on_the_stock_samples() {
-    let tally = corpus::corpus(need(STOCK_CONF), need(STOCK_LOGS), None, run);
+    let tally = corpus::corpus(installed(CONF), installed(SAMPLES), None, run);
     println!(
         "{}",
         tally.table("Fail2ban's filters on Fail2ban's samples")
@@ -62,7 +61,7 @@ fn stock_filters_hold_on_the_stock_samples() {
 
 #[test]
 fn every_stock_filter_loads() {
-    let conf = need(STOCK_CONF);
+    let conf = installed(CONF);
     let tree = logban::config::ConfigTree::open(conf).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(conf.join("filter.d"))
         .unwrap()
@@ -120,12 +119,7 @@ fn every_stock_filter_loads() {
 
 #[test]
 fn our_filters_hold_on_our_samples() {
-    let tally = corpus::corpus(
-        &ours().join("defaults"),
-        &ours().join("tests/data/logs"),
-        None,
-        run,
-    );
+    let tally = corpus::corpus(&defaults_dir(), &repo().join("tests/data/logs"), None, run);
     println!("{}", tally.table("logban's filters on logban's samples"));
     let (_, total) = tally.totals();
     assert!(total > 100, "only {total} expectations found");
@@ -135,7 +129,7 @@ fn our_filters_hold_on_our_samples() {
 #[test]
 fn our_filters_hold_on_the_stock_samples_of_their_services() {
     let only = ["sshd", "postfix", "dovecot"];
-    let tally = corpus::corpus(&ours().join("defaults"), need(STOCK_LOGS), Some(&only), run);
+    let tally = corpus::corpus(&defaults_dir(), installed(SAMPLES), Some(&only), run);
     println!(
         "{}",
         tally.table("logban's filters on Fail2ban's sshd, postfix, dovecot samples")

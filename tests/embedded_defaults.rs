@@ -3,45 +3,12 @@
 //! own client reads the written-out copy exactly as logban reads the
 //! embedded tree, and it holds the mail-server profile.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{defaults_dir, fail2ban, logban, text, tree_files};
 use logban::config::{self, embedded, ConfigTree};
-
-fn defaults_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("defaults")
-}
-
-/// Every file under `dir`, relative to it, sorted.
-fn tree_files(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(base, &path, out);
-            } else {
-                let rel = path.strip_prefix(base).unwrap();
-                out.push(rel.to_str().unwrap().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
-fn logban(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_logban"))
-        .args(args)
-        .output()
-        .expect("run the logban binary")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[test]
 fn every_embedded_file_is_the_file_in_defaults() {
@@ -194,25 +161,6 @@ fn embedded_with(extra: &[(&str, String)]) -> ConfigTree {
     ConfigTree::embedded(Box::leak(files.into_boxed_slice()))
 }
 
-/// `fail2ban-client -c DIR -d`, stdout lines.
-fn fail2ban_dump(conf: &Path) -> Vec<String> {
-    let out = Command::new("fail2ban-client")
-        .arg("-c")
-        .arg(conf)
-        .arg("-d")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run fail2ban-client ({e}); install the Debian package `fail2ban`")
-        });
-    assert!(
-        out.status.success(),
-        "fail2ban-client -d rejects {}:\n{}",
-        conf.display(),
-        text(&out.stderr)
-    );
-    text(&out.stdout).lines().map(String::from).collect()
-}
-
 fn assert_same_lines(ours: &[String], theirs: &[String]) {
     let first_diff = ours.iter().zip(theirs).position(|(a, b)| a != b);
     assert!(
@@ -242,7 +190,7 @@ fn fail2ban_reads_the_written_out_tree_as_logban_reads_the_embedded_one() {
         log("mail.log"),
     );
     fs::write(conf.join("jail.local"), &jail_local).unwrap();
-    let theirs = fail2ban_dump(&conf);
+    let (theirs, _) = fail2ban::dump(&conf);
     let tree = embedded_with(&[("jail.local", jail_local)]);
     let ours = config::dump(&tree).unwrap();
     assert_same_lines(&ours, &theirs);
@@ -259,7 +207,7 @@ fn fail2ban_reads_the_plain_tree_as_logban_reads_the_embedded_one() {
     // Without any override; both read the same /var/log at the same moment.
     let tmp = tempfile::tempdir().unwrap();
     embedded::write_defaults(tmp.path(), false).unwrap();
-    let theirs = fail2ban_dump(tmp.path());
+    let (theirs, _) = fail2ban::dump(tmp.path());
     let ours = config::dump(&embedded::tree()).unwrap();
     assert_same_lines(&ours, &theirs);
 }

@@ -2,28 +2,27 @@
 //! fail2ban-regex in DIR become links to the binary, and an invocation
 //! through each link is dispatched to its program.
 
+mod common;
+
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{logban, text, BIN};
 use logban::cli::{self, Program, LINK_NAMES};
 
 fn binary() -> PathBuf {
-    fs::canonicalize(env!("CARGO_BIN_EXE_logban")).unwrap()
+    fs::canonicalize(BIN).unwrap()
 }
 
-fn install_links(args: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_logban"))
-        .arg("install-links")
-        .args(args)
-        .output()
-        .expect("run the logban binary")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// `logban install-links` with `args` before the directory `dir`.
+fn install_links(args: &[&str], dir: &Path) -> Output {
+    let mut all = vec!["install-links"];
+    all.extend_from_slice(args);
+    all.push(dir.to_str().unwrap());
+    logban(&all)
 }
 
 /// Each link resolves to the binary, and argv[0] as the kernel passes it
@@ -49,7 +48,7 @@ fn assert_links_reach_their_programs(dir: &Path) {
 fn links_reach_each_program_and_installing_again_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let out = install_links(&[dir]);
+    let out = install_links(&[], dir);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let me = binary();
     let expect = |what: &str| -> String {
@@ -66,7 +65,7 @@ fn links_reach_each_program_and_installing_again_changes_nothing() {
     };
     assert_eq!(text(&out.stdout), expect("created"));
     assert_links_reach_their_programs(dir);
-    let out = install_links(&[dir]);
+    let out = install_links(&[], dir);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), expect("already there"));
     assert_links_reach_their_programs(dir);
@@ -88,7 +87,7 @@ fn other_files_are_kept_unless_forced() {
     )
     .unwrap();
     symlink("/bin/true", dir.join("fail2ban-regex")).unwrap();
-    let out = install_links(&[dir]);
+    let out = install_links(&[], dir);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     for name in ["fail2ban-client", "fail2ban-regex"] {
@@ -106,11 +105,7 @@ fn other_files_are_kept_unless_forced() {
         Path::new("/bin/true")
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_logban"))
-        .args(["install-links", "--force"])
-        .arg(dir)
-        .output()
-        .unwrap();
+    let out = install_links(&["--force"], dir);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("fail2ban-server -> ") && stdout.contains("(created)"));
@@ -132,25 +127,18 @@ fn other_files_are_kept_unless_forced() {
 fn a_missing_directory_or_a_directory_in_the_way_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("absent");
-    let out = install_links(&[&missing]);
+    let out = install_links(&[], &missing);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("is not a directory"));
     assert!(!missing.exists());
 
     fs::create_dir(tmp.path().join("fail2ban-server")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_logban"))
-        .args(["install-links", "--force"])
-        .arg(tmp.path())
-        .output()
-        .unwrap();
+    let out = install_links(&["--force"], tmp.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("fail2ban-server"));
     assert!(tmp.path().join("fail2ban-server").is_dir());
 
-    let out = Command::new(env!("CARGO_BIN_EXE_logban"))
-        .arg("install-links")
-        .output()
-        .unwrap();
+    let out = logban(&["install-links"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("usage: logban install-links"));
 }

@@ -1,15 +1,17 @@
 //! `packaging/logban.service`: systemd accepts it, and the commands it runs
 //! reach the programs and options the binary has.
 
+mod common;
+
 use std::ffi::OsString;
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 
+use common::{repo, BIN};
 use logban::cli::{self, Program};
 
 fn unit_text() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/logban.service");
+    let path = repo().join("packaging/logban.service");
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -68,7 +70,7 @@ fn the_unit_runs_the_server_and_client_programs() {
 fn systemd_accepts_the_unit() {
     // The unit as installed, with the binary where the test can find it.
     let tmp = tempfile::tempdir().unwrap();
-    let unit = unit_text().replace("/usr/local/bin/logban", env!("CARGO_BIN_EXE_logban"));
+    let unit = unit_text().replace("/usr/local/bin/logban", BIN);
     let path = tmp.path().join("logban.service");
     fs::write(&path, unit).unwrap();
     let out = Command::new("systemd-analyze")

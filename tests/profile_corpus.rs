@@ -4,12 +4,13 @@
 //! for the services they replace (sshd, postfix, dovecot): at least 97% of
 //! the expectations hold in each.
 
-#[path = "common/corpus.rs"]
-mod corpus;
+mod common;
 
 use std::path::Path;
 
-use corpus::{Found, Tally, Variant, NOW, STOCK_LOGS, TZ};
+use common::corpus::{self, Found, Tally, Variant, NOW, TZ};
+use common::fail2ban::{installed, SAMPLES};
+use common::{defaults_dir, repo};
 use logban::config::ConfigTree;
 use logban::filter::date::DateDetector;
 use logban::filter::{decode_line, Failure, Filter, FilterOptions};
@@ -87,13 +88,7 @@ fn assert_holds(tally: &Tally, title: &str, at_least: usize) {
 
 #[test]
 fn our_filters_hold_on_our_samples() {
-    let ours = corpus::ours();
-    let tally = corpus::corpus(
-        &ours.join("defaults"),
-        &ours.join("tests/data/logs"),
-        None,
-        run,
-    );
+    let tally = corpus::corpus(&defaults_dir(), &repo().join("tests/data/logs"), None, run);
     for name in ["sshd", "postfix", "dovecot", "recidive", "nginx-http-auth"] {
         assert!(
             tally.variants.keys().any(|k| k.starts_with(name)),
@@ -105,10 +100,10 @@ fn our_filters_hold_on_our_samples() {
 
 #[test]
 fn our_filters_hold_on_the_stock_samples_of_their_services() {
-    let defaults = corpus::ours().join("defaults");
+    let defaults = defaults_dir();
     // (filter, fewer expectations than this means the samples were misread)
     for (name, at_least) in [("sshd", 400), ("postfix", 100), ("dovecot", 50)] {
-        let tally = corpus::corpus(&defaults, corpus::need(STOCK_LOGS), Some(&[name]), run);
+        let tally = corpus::corpus(&defaults, installed(SAMPLES), Some(&[name]), run);
         assert_holds(
             &tally,
             &format!("logban's {name} filter on Fail2ban's {name} samples"),

@@ -11,17 +11,15 @@
 //! is given, naming a directory that does not exist (the test machine has
 //! Fail2ban's /etc/fail2ban).
 
-#[path = "common/netns.rs"]
-mod netns;
-mod server_support;
+mod common;
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use netns::{Pair, ATTACKER_V4, ATTACKER_V6, SERVER_V4};
-use server_support::{Sandbox, Server, BIN, PATIENCE};
+use common::daemon::{rfc3339_stamp, syslog_stamp, Sandbox, Server};
+use common::netns::{Pair, ATTACKER_V4, ATTACKER_V6, SERVER_V4};
+use common::{wait_until, BIN};
 
 /// A port of the mail jails and one no jail lists (the profile bans every port).
 const PORTS: [u16; 2] = [465, 8081];
@@ -46,9 +44,7 @@ impl Host {
         for port in PORTS {
             pair.listen(port);
         }
-        let sb = Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let sb = Sandbox::empty();
         for (dir, _) in MOUNTS {
             std::fs::create_dir_all(sb.path(dir)).unwrap();
         }
@@ -118,37 +114,22 @@ impl Host {
     /// Waits until the attacker is turned away on every port (the status
     /// lists a ban as soon as it is decided, the firewall follows).
     fn wait_blocked(&self, v6: bool) {
-        let end = Instant::now() + PATIENCE;
-        loop {
-            let reach = self.reach(v6);
-            if reach
-                .iter()
-                .all(|r| *r == Err(ErrorKind::ConnectionRefused))
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < end,
-                "the attacker (v6: {v6}) still gets through: {reach:?}\nlog:\n{}",
-                self.sb.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            &format!("the attacker (v6: {v6}) turned away"),
+            || {
+                let reach = self.reach(v6);
+                if reach
+                    .iter()
+                    .all(|r| *r == Err(ErrorKind::ConnectionRefused))
+                {
+                    Ok(())
+                } else {
+                    Err(reach)
+                }
+            },
+            |reach| format!("it still gets through: {reach:?}\nlog:\n{}", self.sb.log()),
+        );
     }
-}
-
-fn now() -> jiff::Zoned {
-    jiff::Zoned::now()
-}
-
-/// Debian 12's rsyslog stamp.
-fn rfc3339() -> String {
-    now().strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string()
-}
-
-/// The classic syslog stamp.
-fn syslog() -> String {
-    now().strftime("%b %e %H:%M:%S").to_string()
 }
 
 fn sasl_failure(stamp: &str, addr: &str) -> String {
@@ -208,21 +189,21 @@ fn fresh_machine_runs_the_mail_server_profile() {
     for _ in 0..2 {
         host.log_line(
             "mail.log",
-            &sasl_failure(&rfc3339(), &SERVER_V4.to_string()),
+            &sasl_failure(&rfc3339_stamp(), &SERVER_V4.to_string()),
         );
     }
     sb.wait_log(&format!("Ignore {SERVER_V4} by ignoreself rule"), 2);
 
     // First failure, RFC 3339: counted, nothing banned, still no table.
     let attacker = ATTACKER_V4.to_string();
-    host.log_line("mail.log", &sasl_failure(&rfc3339(), &attacker));
+    host.log_line("mail.log", &sasl_failure(&rfc3339_stamp(), &attacker));
     sb.wait_status("postfix", "the first failure", |s| s.total_failed == 1);
     assert_eq!(sb.status("postfix").currently_banned, 0);
     host.assert_no_table("after one failure");
     assert_eq!(host.reach(false), [Ok(()), Ok(())]);
 
     // Second failure, classic syslog: banned on every port.
-    host.log_line("mail.log", &relay_denied(&syslog(), &attacker));
+    host.log_line("mail.log", &relay_denied(&syslog_stamp(), &attacker));
     let st = sb.wait_status("postfix", "the ban", |s| s.currently_banned == 1);
     assert_eq!(st.banned, std::slice::from_ref(&attacker));
     host.wait_blocked(false);
@@ -234,8 +215,8 @@ fn fresh_machine_runs_the_mail_server_profile() {
 
     // auth.log appears later: followed from then on; an IPv6 sshd attacker.
     let attacker6 = ATTACKER_V6.to_string();
-    host.log_line("auth.log", &ssh_failure(&rfc3339(), &attacker6));
-    host.log_line("auth.log", &ssh_failure(&syslog(), &attacker6));
+    host.log_line("auth.log", &ssh_failure(&rfc3339_stamp(), &attacker6));
+    host.log_line("auth.log", &ssh_failure(&syslog_stamp(), &attacker6));
     let st = sb.wait_status("sshd", "the IPv6 ban", |s| s.currently_banned == 1);
     assert_eq!(st.banned, std::slice::from_ref(&attacker6));
     host.wait_blocked(true);
@@ -266,7 +247,7 @@ fn one_address_behind_most_failures_is_named_with_the_slirp4netns_fix() {
         } else {
             gateway.to_string()
         };
-        lines.push_str(&relay_denied(&syslog(), &addr));
+        lines.push_str(&relay_denied(&syslog_stamp(), &addr));
         lines.push('\n');
     }
     sb.append("var-log/mail.log", &lines);

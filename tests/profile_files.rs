@@ -4,55 +4,15 @@
 //! whole tree (`fail2ban-client -c COPY -d`), which proves the files stay in
 //! Fail2ban's format and tag dialect.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
-
-fn defaults_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("defaults")
-}
-
-/// Every file under `dir`, relative to it, sorted.
-fn tree_files(dir: &Path) -> Vec<PathBuf> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(base, &path, out);
-            } else {
-                out.push(path.strip_prefix(base).unwrap().to_path_buf());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for rel in tree_files(from) {
-        let dest = to.join(&rel);
-        fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        fs::copy(from.join(&rel), &dest).unwrap();
-    }
-}
-
-/// Runs a program and returns its stdout; a missing program fails the test
-/// with the package to install.
-fn run(cmd: &mut Command, package: &str) -> (bool, String, String) {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?} ({e}); install the Debian package `{package}`")
-    });
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::fail2ban;
+use common::{copy_defaults, defaults_dir, text, tree_files, DEFAULT_JAILS};
 
 /// Parses each file with Python's configparser (strict: no duplicate sections
 /// or options, no interpolation) and returns file -> section -> option -> value.
@@ -79,16 +39,19 @@ if errors:
     sys.exit("\n".join(errors))
 json.dump(out, sys.stdout)
 "#;
-    let (ok, stdout, stderr) = run(
-        Command::new("python3").arg("-c").arg(SCRIPT).arg(dir),
-        "python3",
-    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(dir)
+        .output()
+        .expect("run python3");
     assert!(
-        ok,
-        "configparser rejects files in {}:\n{stderr}",
-        dir.display()
+        out.status.success(),
+        "configparser rejects files in {}:\n{}",
+        dir.display(),
+        text(&out.stderr)
     );
-    serde_json::from_str(&stdout).expect("configparser output is JSON")
+    serde_json::from_str(&text(&out.stdout)).expect("configparser output is JSON")
 }
 
 #[test]
@@ -96,10 +59,9 @@ fn every_file_parses_as_ini() {
     let dir = defaults_dir();
     let files = tree_files(&dir);
     let parsed = parse_with_configparser(&dir);
-    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     assert_eq!(
         parsed.keys().cloned().collect::<Vec<_>>(),
-        names,
+        files,
         "every file under defaults/ is INI"
     );
     for (file, sections) in &parsed {
@@ -194,7 +156,7 @@ fn jails_name_existing_filters_and_actions() {
 fn prepared_copy(extra: &[(&str, &str)]) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let conf = tmp.path().join("conf");
-    copy_tree(&defaults_dir(), &conf);
+    copy_defaults(&conf);
     let logs = ["auth.log", "mail.log", "nginx-error.log", "fail2ban.log"];
     for log in logs {
         fs::write(tmp.path().join(log), "").unwrap();
@@ -222,22 +184,13 @@ fn prepared_copy(extra: &[(&str, &str)]) -> tempfile::TempDir {
     tmp
 }
 
-/// `fail2ban-client -c DIR -d`: the configuration as Fail2ban's command stream.
+/// `fail2ban-client -c DIR -d`: the configuration as Fail2ban's command
+/// stream, read without a complaint.
 fn fail2ban_dump(conf: &Path) -> Vec<String> {
-    let (ok, stdout, stderr) = run(
-        Command::new("fail2ban-client")
-            .arg("-c")
-            .arg(conf)
-            .arg("-d"),
-        "fail2ban",
-    );
-    assert!(
-        ok,
-        "fail2ban-client -d rejects the tree:\n{stderr}\n{stdout}"
-    );
+    let (dump, stderr) = fail2ban::dump(conf);
     let problems: Vec<&str> = stderr
         .lines()
-        .chain(stdout.lines())
+        .chain(dump.iter().map(String::as_str))
         .filter(|l| l.contains("ERROR") || l.contains("config-error") || l.contains("WARNING"))
         .collect();
     assert!(
@@ -245,7 +198,7 @@ fn fail2ban_dump(conf: &Path) -> Vec<String> {
         "fail2ban-client complains:\n{}",
         problems.join("\n")
     );
-    stdout.lines().map(str::to_owned).collect()
+    dump
 }
 
 fn has_line(dump: &[String], line: &str) -> bool {
@@ -256,15 +209,7 @@ fn has_line(dump: &[String], line: &str) -> bool {
 fn fail2ban_client_reads_the_tree() {
     let tmp = prepared_copy(&[]);
     let dump = fail2ban_dump(&tmp.path().join("conf"));
-    for jail in [
-        "sshd",
-        "dovecot",
-        "postfix",
-        "postfix-sasl",
-        "custom",
-        "nginx-http-auth",
-        "recidive",
-    ] {
+    for jail in DEFAULT_JAILS {
         assert!(
             has_line(&dump, &format!("['start', '{jail}']")),
             "jail {jail} does not start:\n{}",
@@ -307,32 +252,15 @@ fn fail2ban_client_reads_the_tree() {
     assert!(!dump.iter().any(|l| l.contains("'custom', 'addfailregex'")));
 }
 
-/// The `action` stream entry of one jail's action, as (option, value) pairs.
+/// The options of one jail's action in a dump, as (option, value) pairs.
 fn action_options(dump: &[String], jail: &str, action: &str) -> Vec<(String, String)> {
-    let head = format!("['multi-set', '{jail}', 'action', '{action}', ");
-    let line = dump
-        .iter()
-        .find(|l| l.starts_with(&head))
-        .unwrap_or_else(|| panic!("no action {action} in jail {jail}"));
-    // The dump is a Python literal; let Python turn it into JSON.
-    let (ok, stdout, stderr) = run(
-        Command::new("python3")
-            .arg("-c")
-            .arg("import ast, json, sys; print(json.dumps(ast.literal_eval(sys.argv[1])[4]))")
-            .arg(line),
-        "python3",
-    );
-    assert!(ok, "{stderr}");
-    let pairs: Vec<Vec<Value>> = serde_json::from_str(&stdout).unwrap();
-    pairs
+    fail2ban::dumped_actions(dump)
+        .remove(jail)
         .into_iter()
-        .map(|p| {
-            (
-                p[0].as_str().unwrap().to_owned(),
-                p[1].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+        .flatten()
+        .find(|(name, _)| name == action)
+        .map(|(_, options)| options)
+        .unwrap_or_else(|| panic!("no action {action} in jail {jail}"))
 }
 
 fn option<'a>(opts: &'a [(String, String)], key: &str) -> &'a str {

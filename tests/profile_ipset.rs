@@ -3,30 +3,20 @@
 //! reader and run against real iptables and ipset in network namespaces;
 //! `type` passed as with Fail2ban still picks one port or every port.
 
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
 use std::io::ErrorKind;
-use std::path::Path;
 
+use common::netns::{self, connect_from, server_addr, tickets, Pair};
 use logban::action::{JailActions, Settings, StopMode};
 use logban::config::ConfigTree;
-use netns::{connect_from, server_addr, sh, tickets, Pair};
 
 /// The dovecot jail of a copy of defaults/ with `jail_local` added and
 /// `files` written into the copy; its actions as logban reads them.
 fn dovecot_actions(jail_local: &str, files: &[(&str, &str)]) -> Vec<logban::config::ActionDef> {
     let tmp = tempfile::tempdir().unwrap();
     let conf = tmp.path();
-    let defaults = Path::new(env!("CARGO_MANIFEST_DIR")).join("defaults");
-    sh(
-        "cp",
-        &[
-            "-r",
-            &format!("{}/.", defaults.display()),
-            conf.to_str().unwrap(),
-        ],
-    );
+    common::copy_defaults(conf);
     let local = format!("[dovecot]\nlogpath = /dev/null\n{jail_local}\n");
     std::fs::write(conf.join("jail.local"), local).unwrap();
     for (rel, text) in files {

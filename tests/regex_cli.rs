@@ -4,26 +4,15 @@
 //! undecodable lines, a regex that backtracks without end, broken filter
 //! files).
 
+mod common;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_logban");
-const STOCK_CONF: &str = "/etc/fail2ban";
-const STOCK_LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
-const FAIL2BAN_REGEX: &str = "/usr/bin/fail2ban-regex";
-/// Fail2ban's samples test's "now" and time zone.
-const NOW: &str = "1124013600";
-const TZ: &str = "CET-01CEST-02,M3.5.0,M10.5.0";
-
-fn need(path: &str) -> &Path {
-    let p = Path::new(path);
-    assert!(
-        p.exists(),
-        "{path} is missing: this test needs Fail2ban installed (apt-get install fail2ban)"
-    );
-    p
-}
+use common::corpus::{NOW, TZ};
+use common::fail2ban::{self, installed, SAMPLES};
+use common::{text, BIN};
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
@@ -37,10 +26,6 @@ fn logban(args: &[&str]) -> Output {
     let mut all = vec!["regex"];
     all.extend_from_slice(args);
     run(BIN, &all)
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// The report without its one timing line.
@@ -64,7 +49,7 @@ fn summary(out: &Output) -> String {
 fn sample_log(dir: &Path) -> PathBuf {
     let mut data = Vec::new();
     for name in ["sshd", "postfix", "dovecot"] {
-        data.extend(std::fs::read(need(STOCK_LOGS).join(name)).unwrap());
+        data.extend(std::fs::read(installed(SAMPLES).join(name)).unwrap());
     }
     let path = dir.join("samples.log");
     std::fs::write(&path, data).unwrap();
@@ -73,7 +58,7 @@ fn sample_log(dir: &Path) -> PathBuf {
 
 #[test]
 fn reports_read_as_fail2ban_regex_writes_them() {
-    need(FAIL2BAN_REGEX);
+    installed(fail2ban::REGEX);
     let dir = tempfile::tempdir().unwrap();
     let log = sample_log(dir.path());
     let log = log.to_str().unwrap();
@@ -87,7 +72,7 @@ fn reports_read_as_fail2ban_regex_writes_them() {
         ] {
             let mut args: Vec<&str> = opts.to_vec();
             args.extend([log, filter]);
-            let theirs = run(FAIL2BAN_REGEX, &args);
+            let theirs = run(fail2ban::REGEX, &args);
             let ours = logban(&args);
             assert!(
                 ours.status.success(),
@@ -105,7 +90,7 @@ fn reports_read_as_fail2ban_regex_writes_them() {
         &["no date here 192.0.2.8", "here <HOST>"],
         &["a\nfail 192.0.2.9\nb", "^fail <HOST>$"],
     ] {
-        let theirs = run(FAIL2BAN_REGEX, args);
+        let theirs = run(fail2ban::REGEX, args);
         let ours = logban(args);
         assert_eq!(report(&ours), report(&theirs), "{args:?}");
     }
@@ -113,7 +98,7 @@ fn reports_read_as_fail2ban_regex_writes_them() {
 
 #[test]
 fn out_forms_print_what_fail2ban_regex_prints() {
-    need(FAIL2BAN_REGEX);
+    installed(fail2ban::REGEX);
     let dir = tempfile::tempdir().unwrap();
     let log = sample_log(dir.path());
     let log = log.to_str().unwrap();
@@ -125,7 +110,7 @@ fn out_forms_print_what_fail2ban_regex_prints() {
         assert!(!ours.stdout.is_empty(), "-o {form} printed nothing");
         assert_eq!(
             text(&ours.stdout),
-            text(&run(FAIL2BAN_REGEX, &args).stdout),
+            text(&run(fail2ban::REGEX, &args).stdout),
             "-o {form}"
         );
     }
@@ -143,7 +128,13 @@ fn json_has_one_object_per_failure_with_its_line_and_captures() {
          Aug 14 11:59:01 host sshd[3]: Invalid user eve from 2001:db8::5 port 22\n",
     )
     .unwrap();
-    let out = logban(&["--json", "--now", NOW, log.to_str().unwrap(), "sshd"]);
+    let out = logban(&[
+        "--json",
+        "--now",
+        &NOW.to_string(),
+        log.to_str().unwrap(),
+        "sshd",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let objects: Vec<Value> = text(&out.stdout)
         .lines()
@@ -176,19 +167,19 @@ fn filters_by_name_path_and_in_a_foreign_file_agree() {
     let log = sample_log(dir.path());
     let log = log.to_str().unwrap();
     let by_name = logban(&["-r", log, "sshd[mode=aggressive]"]);
-    let path = format!("{STOCK_CONF}/filter.d/sshd.conf[mode=aggressive]");
+    let path = format!("{}/filter.d/sshd.conf[mode=aggressive]", fail2ban::CONF);
     let by_path = logban(&["-r", log, &path]);
     assert_eq!(summary(&by_name), summary(&by_path));
     // A filter file outside any filter.d, with its include beside it.
     let own = dir.path().join("mine");
     std::fs::create_dir(&own).unwrap();
     std::fs::copy(
-        format!("{STOCK_CONF}/filter.d/common.conf"),
+        format!("{}/filter.d/common.conf", fail2ban::CONF),
         own.join("common.conf"),
     )
     .unwrap();
     std::fs::copy(
-        format!("{STOCK_CONF}/filter.d/sshd.conf"),
+        format!("{}/filter.d/sshd.conf", fail2ban::CONF),
         own.join("my-ssh.conf"),
     )
     .unwrap();
@@ -268,7 +259,7 @@ fn huge_binary_and_undecodable_lines_are_read_through() {
         "{s} of {lines} lines"
     );
     assert!(s.contains(", 1 matched,"), "{s}");
-    let out = logban(&["--json", "--now", NOW, log, "sshd"]);
+    let out = logban(&["--json", "--now", &NOW.to_string(), log, "sshd"]);
     let found: Vec<Value> = text(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -2,18 +2,17 @@
 //! temp file (no host firewall is touched), and what `status` shows when an
 //! action cannot carry bans out.
 
-mod server_support;
+mod common;
 
-use server_support::*;
+use common::daemon::*;
+use common::{fail2ban, wait_until};
 
 const HOSTSDENY: &str = "/etc/fail2ban/action.d/hostsdeny.conf";
 
 /// A sandbox whose jail bans through Fail2ban's installed hostsdeny action
 /// into `hosts.deny` in the sandbox.
 fn hostsdeny_sandbox(extra: &str) -> Sandbox {
-    let conf = std::fs::read_to_string(HOSTSDENY).unwrap_or_else(|e| {
-        panic!("{HOSTSDENY}: {e} (these tests read Fail2ban's installed actions: apt-get install fail2ban)")
-    });
+    let conf = std::fs::read_to_string(fail2ban::installed(HOSTSDENY)).unwrap();
     let sb = Sandbox::new(extra);
     sb.write("etc/action.d/hostsdeny.conf", &conf);
     sb.write("hosts.deny", "# hosts.deny of the test\n");
@@ -22,7 +21,6 @@ fn hostsdeny_sandbox(extra: &str) -> Sandbox {
         sb.path("hosts.deny").display()
     );
     sb.write("etc/jail.local", &action);
-    sb.write("auth.log", "");
     sb
 }
 
@@ -37,26 +35,25 @@ fn denied(sb: &Sandbox) -> Vec<String> {
 }
 
 fn wait_denied(sb: &Sandbox, want: &[&str]) {
-    let end = std::time::Instant::now() + PATIENCE;
-    loop {
-        let got = denied(sb);
-        if got == want {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "hosts.deny holds {got:?}, want {want:?}\nlog:\n{}",
-            sb.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(
+        &format!("{want:?} in hosts.deny"),
+        || {
+            let got = denied(sb);
+            if got == want {
+                Ok(())
+            } else {
+                Err(got)
+            }
+        },
+        |got| format!("hosts.deny holds {got:?}\nlog:\n{}", sb.log()),
+    );
 }
 
 #[test]
 fn bans_reach_the_action_and_come_back_after_a_restart() {
     let sb = hostsdeny_sandbox("maxretry = 2");
     let server = sb.start();
-    sb.append("auth.log", &syslog_line("root", "192.0.2.91"));
+    sb.fail("192.0.2.91", 1);
     sb.append("auth.log", &rfc3339_line("root", "192.0.2.91"));
     wait_denied(&sb, &["192.0.2.91"]);
     // banip answers once the action has it.
@@ -84,9 +81,8 @@ fn bans_not_carried_out_are_shown_without_breaking_the_banned_list() {
         "etc/action.d/refuse.conf",
         "[Definition]\nactionban = echo 'Operation not permitted' >&2; exit 1\nactionunban = true\n",
     );
-    sb.write("auth.log", "");
     let server = sb.start();
-    sb.append("auth.log", &syslog_line("root", "203.0.113.91"));
+    sb.fail("203.0.113.91", 1);
     let st = sb.wait_status("test", "the ban and the failure shown", |s| {
         s.total_banned == 1 && s.text.contains("NOT enforced")
     });

@@ -2,14 +2,13 @@
 //! process: exactly at maxretry, whatever the line format, whatever an
 //! attacker puts in the line.
 
-mod server_support;
+mod common;
 
-use server_support::*;
+use common::daemon::*;
 
 #[test]
 fn bans_at_exactly_maxretry_with_syslog_and_rfc3339_lines() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
     for _ in 0..2 {
         sb.append("auth.log", &syslog_line("alice", "192.0.2.10"));
@@ -50,7 +49,6 @@ fn bans_at_exactly_maxretry_with_syslog_and_rfc3339_lines() {
 #[test]
 fn hostile_user_names_are_only_data() {
     let sb = Sandbox::new("maxretry = 1\nignorecommand = test \"<F-USER>\" = never-ignore");
-    sb.write("auth.log", "");
     let server = sb.start();
     let canary = sb.path("pwned");
     let hostile = [
@@ -86,7 +84,6 @@ fn hostile_user_names_are_only_data() {
 #[test]
 fn garbage_and_huge_lines_do_not_stop_counting() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
     let mut junk: Vec<u8> = Vec::new();
     junk.extend_from_slice(b"\xff\xfe\x00binary\x80\x81 junk\n");
@@ -120,10 +117,9 @@ fn ignore_rules_keep_addresses_from_counting() {
     let sb = Sandbox::new(
         "maxretry = 1\nignoreip = 192.0.2.0/28 198.51.100.5\nignorecommand = test \"<ip>\" = 203.0.113.66",
     );
-    sb.write("auth.log", "");
     let server = sb.start();
     for addr in ["192.0.2.3", "198.51.100.5", "203.0.113.66", "203.0.113.67"] {
-        sb.append("auth.log", &syslog_line("root", addr));
+        sb.fail(addr, 1);
     }
     let st = sb.wait_status("test", "the one address not ignored banned", |s| {
         s.total_banned == 1
@@ -146,9 +142,8 @@ fn ignore_rules_keep_addresses_from_counting() {
 #[test]
 fn bans_end_after_bantime() {
     let sb = Sandbox::new("maxretry = 1\nbantime = 1");
-    sb.write("auth.log", "");
     let server = sb.start();
-    sb.append("auth.log", &syslog_line("root", "192.0.2.44"));
+    sb.fail("192.0.2.44", 1);
     sb.wait_log("NOTICE  [test] Ban 192.0.2.44", 1);
     sb.wait_log("NOTICE  [test] Unban 192.0.2.44", 1);
     let st = sb.status("test");
@@ -165,9 +160,10 @@ fn failures_older_than_findtime_in_the_backlog_are_skipped() {
         .unwrap();
     let mut text = String::new();
     for _ in 0..5 {
-        text.push_str(&format!(
-            "{} host test-auth[42]: authentication failure for old from 192.0.2.60\n",
-            old.strftime("%b %e %H:%M:%S")
+        text.push_str(&auth_line(
+            &old.strftime("%b %e %H:%M:%S").to_string(),
+            "old",
+            "192.0.2.60",
         ));
     }
     text.push_str(&syslog_line("new", "192.0.2.61"));
@@ -182,16 +178,15 @@ fn failures_older_than_findtime_in_the_backlog_are_skipped() {
 fn bantime_increment_uses_the_stored_history_after_a_restart() {
     let sb =
         Sandbox::new("maxretry = 1\nbantime = 1\nbantime.increment = true\nbantime.maxtime = 1h");
-    sb.write("auth.log", "");
     let server = sb.start();
-    sb.append("auth.log", &syslog_line("root", "198.51.100.44"));
+    sb.fail("198.51.100.44", 1);
     sb.wait_log("NOTICE  [test] Unban 198.51.100.44", 1);
     server.stop(&sb);
     assert!(!sb.log().contains("Increase Ban"), "{}", sb.log());
     // The second ban of the address, after a restart: the count comes from
     // the store, the ban time doubles (1 s * 2^1).
     let server = sb.start();
-    sb.append("auth.log", &syslog_line("root", "198.51.100.44"));
+    sb.fail("198.51.100.44", 1);
     sb.wait_log("NOTICE  [test] Increase Ban 198.51.100.44 (2 # 2s -> ", 1);
     sb.wait_log("NOTICE  [test] Ban 198.51.100.44", 2);
     assert_eq!(sb.status("test").banned, ["198.51.100.44"]);

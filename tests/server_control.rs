@@ -1,14 +1,14 @@
 //! The daemon's start and stop, and the control commands as
 //! fail2ban-client prints them, against a real server process.
 
-mod server_support;
+mod common;
 
-use server_support::*;
+use common::daemon::*;
+use common::BIN;
 
 #[test]
 fn starts_answers_and_stops() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
     assert_eq!(sb.ok(&["ping"]), "Server replied: pong\n");
     assert_eq!(
@@ -35,7 +35,7 @@ fn starts_answers_and_stops() {
     assert_eq!(sb.ok(&["flushlogs"]), "logs: rolled over\n");
     assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.200"]), "1\n");
     assert!(sb.log().contains("[test] Ban 192.0.2.200"), "{}", sb.log());
-    let pid: u32 = std::fs::read_to_string(sb.path("run/server.pid"))
+    let pid: u32 = std::fs::read_to_string(sb.pidfile())
         .unwrap()
         .trim()
         .parse()
@@ -43,7 +43,7 @@ fn starts_answers_and_stops() {
     assert_eq!(pid, server.pid());
     server.stop(&sb);
     assert!(!sb.socket().exists(), "socket left behind");
-    assert!(!sb.path("run/server.pid").exists(), "pid file left behind");
+    assert!(!sb.pidfile().exists(), "pid file left behind");
     let log = std::fs::read_to_string(sb.path("server.log.1")).unwrap() + &sb.log();
     for line in [
         "fail2ban.jail           [",
@@ -81,7 +81,6 @@ fn client_without_server_says_so_and_fails() {
 #[test]
 fn manual_bans_unbans_and_errors_leave_the_server_running() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
     assert_eq!(
         sb.ok(&["set", "test", "banip", "192.0.2.7", "198.51.100.0/24"]),
@@ -155,7 +154,6 @@ fn manual_bans_unbans_and_errors_leave_the_server_running() {
 #[test]
 fn a_second_server_is_refused_and_a_stale_socket_needs_x() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
     let second = sb.server_command().output().unwrap();
     assert_eq!(second.status.code(), Some(255));
@@ -168,15 +166,7 @@ fn a_second_server_is_refused_and_a_stale_socket_needs_x() {
     server.kill9();
     assert!(sb.socket().exists());
     // Without -x the stale socket is refused; with it, taken over.
-    let mut no_x = sb.server_command();
-    let args: Vec<_> = no_x.get_args().map(|a| a.to_owned()).collect();
-    let mut no_x_cmd = std::process::Command::new(BIN);
-    no_x_cmd.args(
-        args.iter()
-            .map(|a| if a == "-xf" { "-f".into() } else { a.clone() }),
-    );
-    no_x = no_x_cmd;
-    let out = no_x.output().unwrap();
+    let out = sb.server(&["-f", "start"]).output().unwrap();
     assert_eq!(out.status.code(), Some(255));
     assert!(String::from_utf8_lossy(&out.stderr).contains("-x"));
     let server = sb.start();
@@ -186,7 +176,6 @@ fn a_second_server_is_refused_and_a_stale_socket_needs_x() {
 #[test]
 fn background_start_returns_once_the_server_answers() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let out = std::process::Command::new(BIN)
         .arg("server")
         .arg("-c")
@@ -208,7 +197,6 @@ fn background_start_returns_once_the_server_answers() {
 #[test]
 fn starts_with_a_huge_open_files_limit() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let mut cmd = sb.server_command();
     before_exec(&mut cmd, || {
         // As high as the kernel allows (root may raise the hard limit).
@@ -254,7 +242,6 @@ fn starts_with_a_huge_open_files_limit() {
 #[test]
 fn a_broken_jail_is_skipped_with_a_clear_error_and_the_rest_runs() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     sb.write(
         "etc/jail.local",
         &format!(

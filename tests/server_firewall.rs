@@ -7,18 +7,13 @@
 //! and multiport, both address families; iptables-multiport; iptables-ipset;
 //! hostsdeny, by its file).
 
-mod server_support;
-
-#[path = "common/daemon.rs"]
-mod daemon;
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
 use std::io::ErrorKind;
 
-use daemon::{fail, nft_table, not_enforced, sandbox, set_elements, start_in, wait_blocked, Tree};
-use netns::{Pair, ATTACKER_V4, ATTACKER_V6};
-use server_support::Sandbox;
+use common::daemon::{wait_blocked, Sandbox, Server, Tree};
+use common::netns::{nft_table, set_elements, Pair, ATTACKER_V4, ATTACKER_V6};
+use common::wait_for;
 
 const PORT: u16 = 2222;
 /// A port the multiport actions do not list.
@@ -39,17 +34,17 @@ fn ban_cycle(pair: &Pair, sb: &Sandbox, v6: bool, multiport: bool) -> ErrorKind 
     let ip = attacker(v6);
     assert_eq!(pair.connect(v6, PORT), Ok(()), "before any failure");
     let before = sb.status("test").total_failed;
-    fail(sb, &ip, 2);
+    sb.fail(&ip, 2);
     let st = sb.wait_status("test", "two failures counted", |s| {
         s.total_failed >= before + 2
     });
     assert!(st.banned.is_empty(), "{}", st.text);
     assert_eq!(pair.connect(v6, PORT), Ok(()), "below maxretry");
-    fail(sb, &ip, 1);
+    sb.fail(&ip, 1);
     let how = wait_blocked(pair, sb, v6, PORT);
     let st = sb.status("test");
     assert_eq!(st.banned, std::slice::from_ref(&ip), "{}", st.text);
-    assert_eq!(not_enforced(sb), None, "{}", st.text);
+    assert_eq!(sb.not_enforced(), None, "{}", st.text);
     if multiport {
         assert_eq!(pair.connect(v6, OTHER_PORT), Ok(()), "a port not listed");
     } else {
@@ -64,6 +59,11 @@ fn ban_cycle(pair: &Pair, sb: &Sandbox, v6: bool, multiport: bool) -> ErrorKind 
     how
 }
 
+/// [`ban_cycle`] for IPv4, then IPv6.
+fn ban_cycles(pair: &Pair, sb: &Sandbox, multiport: bool) -> [ErrorKind; 2] {
+    [false, true].map(|v6| ban_cycle(pair, sb, v6, multiport))
+}
+
 fn pair_listening(tag: &str) -> Pair {
     let pair = Pair::new(tag);
     pair.listen(PORT);
@@ -71,18 +71,21 @@ fn pair_listening(tag: &str) -> Pair {
     pair
 }
 
+/// A [`pair_listening`], and the daemon started in the server's namespace
+/// on a copy of Fail2ban's tree with jail `test` and `options`.
+fn start(tag: &str, options: &str) -> (Pair, Sandbox, Server) {
+    let pair = pair_listening(tag);
+    let sb = Sandbox::with_tree(Tree::Fail2ban, options);
+    let server = sb.start_in(&pair.server, None);
+    (pair, sb, server)
+}
+
 #[test]
 fn nftables_allports_both_families() {
-    let pair = pair_listening("sfall");
-    let sb = sandbox(Tree::Fail2ban, "banaction = nftables-allports");
-    let server = start_in(&sb, &pair.server, None);
+    let (pair, sb, server) = start("sfall", "banaction = nftables-allports");
     assert_eq!(
-        ban_cycle(&pair, &sb, false, false),
-        ErrorKind::ConnectionRefused
-    );
-    assert_eq!(
-        ban_cycle(&pair, &sb, true, false),
-        ErrorKind::ConnectionRefused
+        ban_cycles(&pair, &sb, false),
+        [ErrorKind::ConnectionRefused; 2]
     );
     let table = nft_table(&pair.server).expect("the table stays while the jail runs");
     assert!(
@@ -101,7 +104,7 @@ fn nftables_allports_both_families() {
 #[test]
 fn nftables_multiport_both_families_with_drop() {
     let pair = pair_listening("sfmulti");
-    let sb = sandbox(
+    let sb = Sandbox::with_tree(
         Tree::Fail2ban,
         &format!("banaction = nftables-multiport\nport = {PORT},2230:2240"),
     );
@@ -109,9 +112,8 @@ fn nftables_multiport_both_families_with_drop() {
         "etc/action.d/nftables-common.local",
         "[Init]\nblocktype = drop\n",
     );
-    let server = start_in(&sb, &pair.server, None);
-    assert_eq!(ban_cycle(&pair, &sb, false, true), ErrorKind::TimedOut);
-    assert_eq!(ban_cycle(&pair, &sb, true, true), ErrorKind::TimedOut);
+    let server = sb.start_in(&pair.server, None);
+    assert_eq!(ban_cycles(&pair, &sb, true), [ErrorKind::TimedOut; 2]);
     let table = nft_table(&pair.server).unwrap();
     assert!(
         table.contains(&format!(
@@ -127,9 +129,7 @@ fn nftables_multiport_both_families_with_drop() {
 /// either order: the set always holds what is banned.
 #[test]
 fn nftables_subnets_and_addresses_inside_them() {
-    let pair = pair_listening("sfnet");
-    let sb = sandbox(Tree::Fail2ban, "banaction = nftables-allports");
-    let server = start_in(&sb, &pair.server, None);
+    let (pair, sb, server) = start("sfnet", "banaction = nftables-allports");
     assert_eq!(
         sb.ok(&["set", "test", "banip", "192.0.2.0/24", "192.0.2.2"]),
         "2\n"
@@ -151,19 +151,13 @@ fn nftables_subnets_and_addresses_inside_them() {
 
 #[test]
 fn iptables_multiport_both_families() {
-    let pair = pair_listening("sfiptm");
-    let sb = sandbox(
-        Tree::Fail2ban,
+    let (pair, sb, server) = start(
+        "sfiptm",
         &format!("banaction = iptables-multiport\nport = {PORT},2230"),
     );
-    let server = start_in(&sb, &pair.server, None);
     assert_eq!(
-        ban_cycle(&pair, &sb, false, true),
-        ErrorKind::ConnectionRefused
-    );
-    assert_eq!(
-        ban_cycle(&pair, &sb, true, true),
-        ErrorKind::ConnectionRefused
+        ban_cycles(&pair, &sb, true),
+        [ErrorKind::ConnectionRefused; 2]
     );
     let rules = pair.server_sh("iptables", &["-S"]);
     assert!(rules.contains("-A f2b-test -j RETURN"), "{rules}");
@@ -177,19 +171,13 @@ fn iptables_multiport_both_families() {
 /// into the ipset, one rule per family matches it.
 #[test]
 fn iptables_ipset_both_families() {
-    let pair = pair_listening("sfipset");
-    let sb = sandbox(
-        Tree::Fail2ban,
+    let (pair, sb, server) = start(
+        "sfipset",
         &format!("banaction = iptables-ipset[type=multiport]\nport = {PORT},2230"),
     );
-    let server = start_in(&sb, &pair.server, None);
     assert_eq!(
-        ban_cycle(&pair, &sb, false, true),
-        ErrorKind::ConnectionRefused
-    );
-    assert_eq!(
-        ban_cycle(&pair, &sb, true, true),
-        ErrorKind::ConnectionRefused
+        ban_cycles(&pair, &sb, true),
+        [ErrorKind::ConnectionRefused; 2]
     );
     // Several addresses at once: one `ipset restore`, all of them listed.
     let many: Vec<String> = (10..40).map(|i| format!("198.51.100.{i}")).collect();
@@ -222,13 +210,13 @@ fn iptables_ipset_with_the_mail_port_lists() {
     for port in [25, 465, 587, PORT] {
         pair.listen(port);
     }
-    let sb = sandbox(
+    let sb = Sandbox::with_tree(
         Tree::Fail2ban,
         "banaction = iptables-ipset\nport = smtp,465,submission",
     );
-    let server = start_in(&sb, &pair.server, None);
+    let server = sb.start_in(&pair.server, None);
     assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.2"]), "1\n");
-    let why = not_enforced(&sb).unwrap_or_else(|| {
+    let why = sb.not_enforced().unwrap_or_else(|| {
         panic!(
             "oneport with a port list cannot work\n{}",
             sb.status("test").text
@@ -240,7 +228,7 @@ fn iptables_ipset_with_the_mail_port_lists() {
             && why.contains("banaction = iptables-ipset[type=multiport]"),
         "{why}"
     );
-    let errors = daemon::log_lines(&sb, "ERROR");
+    let errors = sb.log_lines("ERROR");
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(pair.connect(false, 25), Ok(()));
     server.stop(&sb);
@@ -249,13 +237,13 @@ fn iptables_ipset_with_the_mail_port_lists() {
         (Tree::Fail2ban, "iptables-ipset[type=multiport]"),
         (Tree::Logban, "iptables-ipset"),
     ] {
-        let sb = sandbox(
+        let sb = Sandbox::with_tree(
             tree,
             &format!("banaction = {action}\nport = smtp,465,submission"),
         );
-        let server = start_in(&sb, &pair.server, None);
+        let server = sb.start_in(&pair.server, None);
         assert_eq!(sb.ok(&["set", "test", "banip", "192.0.2.2"]), "1\n");
-        assert_eq!(not_enforced(&sb), None, "{tree:?}");
+        assert_eq!(sb.not_enforced(), None, "{tree:?}");
         for port in [25, 465, 587] {
             assert!(pair.connect(false, port).is_err(), "{tree:?}: port {port}");
         }
@@ -269,7 +257,7 @@ fn iptables_ipset_with_the_mail_port_lists() {
 #[test]
 fn hostsdeny_file_content() {
     let pair = pair_listening("sfhosts");
-    let sb = sandbox(Tree::Fail2ban, "");
+    let sb = Sandbox::with_tree(Tree::Fail2ban, "");
     let file = sb.path("hosts.deny");
     std::fs::write(&file, "# hosts.deny of the test\nsshd: 203.0.113.1\n").unwrap();
     sb.write(
@@ -281,16 +269,16 @@ fn hostsdeny_file_content() {
                 &format!("[test]\naction = hostsdeny[file=\"{}\"]\n", file.display()),
             ),
     );
-    let server = start_in(&sb, &pair.server, None);
+    let server = sb.start_in(&pair.server, None);
     let read = || std::fs::read_to_string(&file).unwrap();
-    fail(&sb, "192.0.2.2", 3);
-    daemon::wait_for(
+    sb.fail("192.0.2.2", 3);
+    wait_for(
         "192.0.2.2 in hosts.deny",
         || read().contains("ALL: 192.0.2.2\n"),
         || format!("{}\n{}", read(), sb.log()),
     );
-    fail(&sb, "2001:db8::2", 3);
-    daemon::wait_for(
+    sb.fail("2001:db8::2", 3);
+    wait_for(
         "2001:db8::2 in hosts.deny",
         || read().contains("ALL: [2001:db8::2]\n"),
         || format!("{}\n{}", read(), sb.log()),

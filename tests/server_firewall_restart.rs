@@ -6,21 +6,13 @@
 //! leaves the bans in the store, says so in `status` and once in the log with
 //! the fix, and the bans land once nft works.
 
-mod server_support;
-
-#[path = "common/daemon.rs"]
-mod daemon;
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
 use std::collections::BTreeSet;
 
-use daemon::{
-    fail, log_lines, monitor_elements, not_enforced, sandbox, server_in, set_elements, start_in,
-    stored_bans, wait_blocked, wait_for, Monitor, Tree,
-};
-use netns::Pair;
-use server_support::{before_exec, Sandbox};
+use common::daemon::{before_exec, wait_blocked, Sandbox, Server, Tree};
+use common::netns::{self, monitor_elements, nft_table, set_elements, Monitor, Pair};
+use common::{wait_for, wait_until};
 
 const PORT: u16 = 2222;
 
@@ -35,19 +27,19 @@ fn elements(ns: &str) -> Vec<String> {
 /// Waits until the nft sets hold exactly the store's bans (and there are
 /// `n` of them).
 fn wait_sets_equal_store(pair: &Pair, sb: &Sandbox, n: usize) {
-    let last = std::cell::RefCell::new((Vec::new(), Vec::new()));
-    wait_for(
+    wait_until(
         &format!("the nft sets to equal the store's {n} bans"),
         || {
-            let now = (elements(&pair.server), stored_bans(sb));
-            let done = now.1.len() == n && now.0 == now.1;
-            *last.borrow_mut() = now;
-            done
+            let (sets, store) = (elements(&pair.server), sb.stored_bans());
+            if store.len() == n && sets == store {
+                Ok(())
+            } else {
+                Err((sets, store))
+            }
         },
-        || {
-            let last = last.borrow();
+        |(sets, store)| {
             let (set, store): (BTreeSet<_>, BTreeSet<_>) =
-                (last.0.iter().collect(), last.1.iter().collect());
+                (sets.iter().collect(), store.iter().collect());
             format!(
                 "store {} / sets {}; only in the store: {:?}; only in the sets: {:?}\n{}",
                 store.len(),
@@ -58,6 +50,21 @@ fn wait_sets_equal_store(pair: &Pair, sb: &Sandbox, n: usize) {
             )
         },
     );
+}
+
+/// The daemon in the server namespace of a new pair listening on `PORT`,
+/// with `banaction`, and the attacker banned by three failures.
+fn attacker_banned(tag: &str, banaction: &str) -> (Pair, Sandbox, Server) {
+    let pair = Pair::new(tag);
+    pair.listen(PORT);
+    let sb = Sandbox::with_tree(
+        Tree::Fail2ban,
+        &format!("banaction = {banaction}\nport = {PORT}"),
+    );
+    let server = sb.start_in(&pair.server, None);
+    sb.fail("192.0.2.2", 3);
+    wait_blocked(&pair, &sb, false, PORT);
+    (pair, sb, server)
 }
 
 fn banip(sb: &Sandbox, ips: &[String]) -> String {
@@ -73,8 +80,8 @@ fn banip(sb: &Sandbox, ips: &[String]) -> String {
 #[test]
 fn kill_9_during_a_10k_burst_then_restart_sets_equal_store() {
     let pair = Pair::new("srburst");
-    let sb = sandbox(Tree::Fail2ban, "banaction = nftables-allports");
-    let server = start_in(&sb, &pair.server, None);
+    let sb = Sandbox::with_tree(Tree::Fail2ban, "banaction = nftables-allports");
+    let server = sb.start_in(&pair.server, None);
     let before: Vec<String> = (1..=20).map(|i| format!("192.0.2.{}", i + 100)).collect();
     assert_eq!(banip(&sb, &before), "20\n");
     let mut server = Some(server);
@@ -83,13 +90,8 @@ fn kill_9_during_a_10k_burst_then_restart_sets_equal_store() {
         let burst: Vec<String> = (0..10_000)
             .map(|i| format!("2001:db8:{round}::{:x}", i + 1))
             .collect();
-        let mut client = std::process::Command::new(server_support::BIN);
+        let mut client = sb.client_command();
         client
-            .arg("client")
-            .arg("-c")
-            .arg(sb.path("etc"))
-            .arg("-s")
-            .arg(sb.socket())
             .args(["set", "test", "banip"])
             .args(&burst)
             .stdout(std::process::Stdio::null())
@@ -107,20 +109,20 @@ fn kill_9_during_a_10k_burst_then_restart_sets_equal_store() {
         }
         server.take().unwrap().kill9();
         let _ = client.wait();
-        let stored = stored_bans(&sb).len();
+        let stored = sb.stored_bans().len();
         if after_commit {
             // The ban was logged, so it was committed.
             assert_eq!(stored, expected + burst.len());
         }
         expected = stored;
-        server = Some(start_in(&sb, &pair.server, None));
+        server = Some(sb.start_in(&pair.server, None));
         wait_sets_equal_store(&pair, &sb, expected);
-        assert_eq!(not_enforced(&sb), None);
+        assert_eq!(sb.not_enforced(), None);
     }
     // A clean stop removes the table, a start puts everything back.
     server.take().unwrap().stop(&sb);
-    assert_eq!(daemon::nft_table(&pair.server), None);
-    let server = start_in(&sb, &pair.server, None);
+    assert_eq!(nft_table(&pair.server), None);
+    let server = sb.start_in(&pair.server, None);
     wait_sets_equal_store(&pair, &sb, expected);
     server.stop(&sb);
 }
@@ -149,12 +151,7 @@ fn changes(events: &[String]) -> (Vec<String>, Vec<String>, Vec<String>) {
 /// the attacker never gets through. Reloads then change nothing at all.
 #[test]
 fn restart_after_kill_9_reconciles_without_unban_and_reban() {
-    let pair = Pair::new("srmon");
-    pair.listen(PORT);
-    let sb = sandbox(Tree::Fail2ban, "banaction = nftables-allports");
-    let server = start_in(&sb, &pair.server, None);
-    fail(&sb, "192.0.2.2", 3);
-    wait_blocked(&pair, &sb, false, PORT);
+    let (pair, sb, server) = attacker_banned("srmon", "nftables-allports");
     let mut kept: Vec<String> = (10..40).map(|i| format!("198.51.100.{i}")).collect();
     kept.extend(["203.0.113.0/24".to_string(), "2001:db8:7::/64".into()]);
     kept.extend((1..=5).map(|i| format!("2001:db8::{i:x}0")));
@@ -174,8 +171,8 @@ fn restart_after_kill_9_reconciles_without_unban_and_reban() {
             stale[0], stale[1], stale[2]
         ));
     });
-    let monitor = Monitor::start(&pair.server, sb.path("monitor1.txt"));
-    let server = start_in(&sb, &pair.server, None);
+    let monitor = Monitor::start(&pair.server);
+    let server = sb.start_in(&pair.server, None);
     wait_sets_equal_store(&pair, &sb, kept.len());
     assert!(pair.connect(false, PORT).is_err());
     let events = monitor.finish();
@@ -191,10 +188,10 @@ fn restart_after_kill_9_reconciles_without_unban_and_reban() {
             "add rule inet f2b-table f2b-chain meta l4proto tcp ip saddr @addr-set-test reject\n",
         );
     });
-    let monitor = Monitor::start(&pair.server, sb.path("monitor2.txt"));
-    let server = start_in(&sb, &pair.server, None);
+    let monitor = Monitor::start(&pair.server);
+    let server = sb.start_in(&pair.server, None);
     let rules = || {
-        daemon::nft_table(&pair.server)
+        nft_table(&pair.server)
             .unwrap_or_default()
             .matches("saddr @addr-set-test")
             .count()
@@ -208,12 +205,12 @@ fn restart_after_kill_9_reconciles_without_unban_and_reban() {
         other[0].starts_with("delete rule inet f2b-table f2b-chain"),
         "{events:#?}"
     );
-    assert_eq!(elements(&pair.server), stored_bans(&sb));
+    assert_eq!(elements(&pair.server), sb.stored_bans());
     assert!(pair.connect(false, PORT).is_err());
 
     // Reloads, unchanged and with the jail changed (rebuilt with its bans):
     // the firewall is left alone.
-    let monitor = Monitor::start(&pair.server, sb.path("monitor3.txt"));
+    let monitor = Monitor::start(&pair.server);
     assert_eq!(sb.ok(&["reload"]), "OK\n");
     let local = std::fs::read_to_string(sb.path("etc/jail.local")).unwrap();
     sb.write(
@@ -226,7 +223,7 @@ fn restart_after_kill_9_reconciles_without_unban_and_reban() {
     });
     assert_eq!(sb.ok(&["get", "test", "maxretry"]), "4\n");
     assert_eq!(monitor.finish(), Vec::<String>::new());
-    assert_eq!(elements(&pair.server), stored_bans(&sb));
+    assert_eq!(elements(&pair.server), sb.stored_bans());
     assert!(pair.connect(false, PORT).is_err());
     server.stop(&sb);
 }
@@ -266,16 +263,18 @@ impl NftPath {
 fn missing_nft_is_shown_and_logged_once_then_bans_land() {
     let pair = Pair::new("srnonft");
     pair.listen(PORT);
-    let sb = sandbox(Tree::Fail2ban, "banaction = nftables-allports");
+    let sb = Sandbox::with_tree(Tree::Fail2ban, "banaction = nftables-allports");
     let bin = NftPath::new();
-    let server = start_in(&sb, &pair.server, Some(bin.path()));
-    fail(&sb, "192.0.2.2", 3);
+    let server = sb.start_in(&pair.server, Some(bin.path()));
+    sb.fail("192.0.2.2", 3);
     let st = sb.wait_status("test", "the attacker banned", |s| s.banned == ["192.0.2.2"]);
-    let why = not_enforced(&sb).unwrap_or_else(|| panic!("enforced without nft?\n{}", st.text));
+    let why = sb
+        .not_enforced()
+        .unwrap_or_else(|| panic!("enforced without nft?\n{}", st.text));
     assert!(why.contains("not installed or not in PATH"), "{why}");
     assert_eq!(banip(&sb, &["198.51.100.7".into()]), "1\n");
     assert_eq!(pair.connect(false, PORT), Ok(()), "nothing can block it");
-    let errors = log_lines(&sb, "ERROR");
+    let errors = sb.log_lines("ERROR");
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(
         errors[0].contains("install nftables")
@@ -290,10 +289,10 @@ fn missing_nft_is_shown_and_logged_once_then_bans_land() {
     wait_sets_equal_store(&pair, &sb, 2);
     wait_for(
         "the status to be clean",
-        || not_enforced(&sb).is_none(),
+        || sb.not_enforced().is_none(),
         || sb.status("test").text,
     );
-    assert_eq!(log_lines(&sb, "ERROR").len(), 1);
+    assert_eq!(sb.log_lines("ERROR").len(), 1);
     server.stop(&sb);
 }
 
@@ -302,8 +301,8 @@ fn missing_nft_is_shown_and_logged_once_then_bans_land() {
 #[test]
 fn without_net_admin_the_status_names_the_capability() {
     let pair = Pair::new("srcap");
-    let sb = sandbox(Tree::Fail2ban, "banaction = nftables-allports");
-    let mut cmd = server_in(&sb, &pair.server);
+    let sb = Sandbox::with_tree(Tree::Fail2ban, "banaction = nftables-allports");
+    let mut cmd = sb.server_in(&pair.server);
     before_exec(&mut cmd, || {
         const CAP_NET_ADMIN: libc::c_ulong = 12;
         // SAFETY: prctl on the child's own bounding set, before exec.
@@ -316,12 +315,14 @@ fn without_net_admin_the_status_names_the_capability() {
     for ip in ["192.0.2.2", "198.51.100.3"] {
         assert_eq!(banip(&sb, &[ip.into()]), "1\n");
     }
-    let why = not_enforced(&sb).expect("nothing enforced without NET_ADMIN");
+    let why = sb
+        .not_enforced()
+        .expect("nothing enforced without NET_ADMIN");
     assert!(why.contains("NET_ADMIN"), "{why}");
-    let errors = log_lines(&sb, "ERROR");
+    let errors = sb.log_lines("ERROR");
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].contains("cap-add=NET_ADMIN"), "{}", errors[0]);
-    assert_eq!(stored_bans(&sb), ["192.0.2.2", "198.51.100.3"]);
+    assert_eq!(sb.stored_bans(), ["192.0.2.2", "198.51.100.3"]);
     server.stop(&sb);
 }
 
@@ -332,15 +333,7 @@ fn without_net_admin_the_status_names_the_capability() {
 /// restarted with another blocktype, the rules are replaced.
 #[test]
 fn kill_9_restart_with_iptables_keeps_one_rule_per_ban() {
-    let pair = Pair::new("sript");
-    pair.listen(PORT);
-    let sb = sandbox(
-        Tree::Fail2ban,
-        &format!("banaction = iptables-multiport\nport = {PORT}"),
-    );
-    let server = start_in(&sb, &pair.server, None);
-    fail(&sb, "192.0.2.2", 3);
-    wait_blocked(&pair, &sb, false, PORT);
+    let (pair, sb, server) = attacker_banned("sript", "iptables-multiport");
     assert_eq!(banip(&sb, &["198.51.100.7".into()]), "1\n");
     server.kill9();
     pair.server_sh(
@@ -356,7 +349,7 @@ fn kill_9_restart_with_iptables_keeps_one_rule_per_ban() {
             "DROP",
         ],
     );
-    let server = start_in(&sb, &pair.server, None);
+    let server = sb.start_in(&pair.server, None);
     sb.wait_status("test", "bans restored", |s| s.banned.len() == 2);
     let chain = || pair.server_sh("iptables", &["-S", "f2b-test"]);
     wait_for(
@@ -386,7 +379,7 @@ fn kill_9_restart_with_iptables_keeps_one_rule_per_ban() {
             "banaction = iptables-multiport[blocktype=DROP]\n",
         ),
     );
-    let server = start_in(&sb, &pair.server, None);
+    let server = sb.start_in(&pair.server, None);
     wait_for(
         "the rule of the new blocktype",
         || chain().contains("-s 198.51.100.7/32 -j DROP"),
@@ -402,15 +395,7 @@ fn kill_9_restart_with_iptables_keeps_one_rule_per_ban() {
 /// store's bans exactly.
 #[test]
 fn kill_9_restart_with_ipset_matches_the_store() {
-    let pair = Pair::new("sripset");
-    pair.listen(PORT);
-    let sb = sandbox(
-        Tree::Fail2ban,
-        &format!("banaction = iptables-ipset[type=multiport]\nport = {PORT}"),
-    );
-    let server = start_in(&sb, &pair.server, None);
-    fail(&sb, "192.0.2.2", 3);
-    wait_blocked(&pair, &sb, false, PORT);
+    let (pair, sb, server) = attacker_banned("sripset", "iptables-ipset[type=multiport]");
     assert_eq!(banip(&sb, &["198.51.100.7".into()]), "1\n");
     server.kill9();
     pair.server_sh("ipset", &["add", "f2b-test", "203.0.113.5"]);
@@ -425,13 +410,13 @@ fn kill_9_restart_with_ipset_matches_the_store() {
         v
     };
     assert_eq!(members(), ["192.0.2.2", "198.51.100.7", "203.0.113.5"]);
-    let server = start_in(&sb, &pair.server, None);
+    let server = sb.start_in(&pair.server, None);
     wait_for(
         "the ipset in line with the store",
-        || members() == stored_bans(&sb),
-        || format!("{:?} vs {:?}\n{}", members(), stored_bans(&sb), sb.log()),
+        || members() == sb.stored_bans(),
+        || format!("{:?} vs {:?}\n{}", members(), sb.stored_bans(), sb.log()),
     );
-    assert_eq!(not_enforced(&sb), None);
+    assert_eq!(sb.not_enforced(), None);
     assert!(pair.connect(false, PORT).is_err());
     assert_eq!(sb.ok(&["set", "test", "unbanip", "192.0.2.2"]), "1\n");
     assert_eq!(pair.connect(false, PORT), Ok(()));

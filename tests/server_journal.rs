@@ -2,23 +2,21 @@
 //! systemd-journal-remote, read by the real journalctl), resuming after its
 //! stored cursor on restart.
 
-mod server_support;
+mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use server_support::*;
+use common::daemon::*;
+use common::{need, pipe, text};
 
 const REMOTE: &str = "/lib/systemd/systemd-journal-remote";
 
 /// Appends `test-auth` entries (one per address, stamped now) to a journal
 /// file, plus one of another unit that the journalmatch leaves out.
 fn write_journal(file: &Path, addrs: &[&str]) {
-    assert!(
-        Path::new(REMOTE).exists(),
-        "{REMOTE} is missing: apt-get install systemd-journal-remote (these tests write real journal files)"
-    );
+    need(REMOTE, "systemd-journal-remote");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -45,21 +43,13 @@ fn write_journal(file: &Path, addrs: &[&str]) {
             &format!("authentication failure for root from {a}"),
         );
     }
-    let mut child = Command::new(REMOTE)
-        .arg(format!("--output={}", file.display()))
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run systemd-journal-remote");
-    child.stdin.take().unwrap().write_all(&export).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = pipe(
+        Command::new(REMOTE)
+            .arg(format!("--output={}", file.display()))
+            .arg("-"),
+        &export,
     );
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]

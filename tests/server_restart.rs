@@ -2,18 +2,15 @@
 //! log is read on from where it was (no line counted twice, none lost), and
 //! a ban that was reported (logged) is never lost, even by `kill -9`.
 
-mod server_support;
+mod common;
 
-use server_support::*;
+use common::daemon::*;
 
 #[test]
 fn restart_restores_bans_and_resumes_the_log() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
-    for _ in 0..3 {
-        sb.append("auth.log", &syslog_line("root", "192.0.2.21"));
-    }
+    sb.fail("192.0.2.21", 3);
     sb.append("auth.log", &rfc3339_line("root", "192.0.2.22"));
     sb.wait_status("test", "one ban, four failures", |s| {
         s.total_banned == 1 && s.total_failed == 4
@@ -22,9 +19,8 @@ fn restart_restores_bans_and_resumes_the_log() {
     server.stop(&sb);
 
     // While the server is down: two more failures of .22, one of .23.
-    sb.append("auth.log", &syslog_line("root", "192.0.2.22"));
-    sb.append("auth.log", &syslog_line("root", "192.0.2.22"));
-    sb.append("auth.log", &syslog_line("root", "192.0.2.23"));
+    sb.fail("192.0.2.22", 2);
+    sb.fail("192.0.2.23", 1);
     let server = sb.start();
     // Exactly the three new lines are read: the four before are not again.
     let st = sb.wait_status("test", "the three new failures", |s| s.total_failed >= 3);
@@ -43,8 +39,7 @@ fn restart_restores_bans_and_resumes_the_log() {
         "{log}"
     );
     // Lines appended now still count.
-    sb.append("auth.log", &syslog_line("root", "192.0.2.23"));
-    sb.append("auth.log", &syslog_line("root", "192.0.2.23"));
+    sb.fail("192.0.2.23", 2);
     sb.wait_status("test", ".23 banned", |s| {
         s.banned.contains(&"192.0.2.23".into())
     });
@@ -54,7 +49,6 @@ fn restart_restores_bans_and_resumes_the_log() {
 #[test]
 fn kill_9_loses_no_reported_ban() {
     let sb = Sandbox::new("maxretry = 1");
-    sb.write("auth.log", "");
     let server = sb.start();
     for i in 1..=40 {
         sb.append("auth.log", &syslog_line("root", &format!("198.51.100.{i}")));
@@ -72,22 +66,13 @@ fn kill_9_loses_no_reported_ban() {
         })
         .collect();
     assert!(reported.len() >= 10);
-    let db = rusqlite::Connection::open(sb.path("lib/fail2ban.sqlite3")).unwrap();
-    let mut stored: Vec<String> = db
-        .prepare("SELECT ip FROM bips WHERE jail = 'test'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    stored.sort();
+    let stored = sb.stored_bans();
     for ip in &reported {
         assert!(
             stored.binary_search(ip).is_ok(),
             "{ip} reported, not stored"
         );
     }
-    drop(db);
     let server = sb.start();
     let st = sb.status("test");
     for ip in &reported {
@@ -107,10 +92,8 @@ fn kill_9_loses_no_reported_ban() {
 #[test]
 fn jails_sharing_a_file_each_resume_at_their_own_position() {
     let sb = Sandbox::new("");
-    sb.write("auth.log", "");
     let server = sb.start();
-    sb.append("auth.log", &syslog_line("root", "192.0.2.31"));
-    sb.append("auth.log", &syslog_line("root", "192.0.2.31"));
+    sb.fail("192.0.2.31", 2);
     sb.wait_status("test", "two failures", |s| s.total_failed == 2);
     server.stop(&sb);
     // A second jail on the same file, new: it reads the file from its start
@@ -122,13 +105,13 @@ fn jails_sharing_a_file_each_resume_at_their_own_position() {
             sb.path("auth.log").display()
         ),
     );
-    sb.append("auth.log", &syslog_line("root", "192.0.2.32"));
+    sb.fail("192.0.2.32", 1);
     let server = sb.start();
     let second = sb.wait_status("second", "three failures", |s| s.total_failed >= 3);
     assert_eq!(second.total_failed, 3);
     let first = sb.wait_status("test", "one failure", |s| s.total_failed >= 1);
     assert_eq!(first.total_failed, 1, "{}", first.text);
-    sb.append("auth.log", &syslog_line("root", "192.0.2.33"));
+    sb.fail("192.0.2.33", 1);
     sb.wait_status("second", "four failures", |s| s.total_failed == 4);
     sb.wait_status("test", "two failures", |s| s.total_failed == 2);
     server.stop(&sb);

@@ -1,9 +1,9 @@
 //! Log files that move under the server: rotation by rename, copytruncate,
 //! a log file that does not exist yet. Counts are exact: every line once.
 
-mod server_support;
+mod common;
 
-use server_support::*;
+use common::daemon::*;
 
 /// Waits until `Total failed` is `n`, then checks it stays there a moment
 /// (nothing read twice later).
@@ -19,11 +19,8 @@ fn settles_at(sb: &Sandbox, n: u64) {
 #[test]
 fn rotation_by_rename_reads_every_line_once() {
     let sb = Sandbox::new("maxretry = 100");
-    sb.write("auth.log", "");
     let server = sb.start();
-    for _ in 0..3 {
-        sb.append("auth.log", &syslog_line("root", "192.0.2.51"));
-    }
+    sb.fail("192.0.2.51", 3);
     sb.wait_status("test", "3 failures", |s| s.total_failed == 3);
     std::fs::rename(sb.path("auth.log"), sb.path("auth.log.1")).unwrap();
     // A writer that has not reopened yet still appends to the old file.
@@ -31,7 +28,7 @@ fn rotation_by_rename_reads_every_line_once() {
     sb.write("auth.log", &syslog_line("root", "192.0.2.53"));
     sb.append("auth.log", &rfc3339_line("root", "192.0.2.53"));
     settles_at(&sb, 6);
-    sb.append("auth.log", &syslog_line("root", "192.0.2.54"));
+    sb.fail("192.0.2.54", 1);
     settles_at(&sb, 7);
     server.stop(&sb);
 }
@@ -39,11 +36,8 @@ fn rotation_by_rename_reads_every_line_once() {
 #[test]
 fn copytruncate_reads_every_line_once() {
     let sb = Sandbox::new("maxretry = 100");
-    sb.write("auth.log", "");
     let server = sb.start();
-    for _ in 0..3 {
-        sb.append("auth.log", &syslog_line("root", "192.0.2.61"));
-    }
+    sb.fail("192.0.2.61", 3);
     sb.wait_status("test", "3 failures", |s| s.total_failed == 3);
     // logrotate's copytruncate: copy, truncate in place, writers go on.
     std::fs::copy(sb.path("auth.log"), sb.path("auth.log.1")).unwrap();
@@ -52,8 +46,7 @@ fn copytruncate_reads_every_line_once() {
         .truncate(true)
         .open(sb.path("auth.log"))
         .unwrap();
-    sb.append("auth.log", &syslog_line("root", "192.0.2.62"));
-    sb.append("auth.log", &syslog_line("root", "192.0.2.62"));
+    sb.fail("192.0.2.62", 2);
     settles_at(&sb, 5);
     server.stop(&sb);
 }
@@ -61,6 +54,7 @@ fn copytruncate_reads_every_line_once() {
 #[test]
 fn a_missing_log_file_is_picked_up_when_it_appears() {
     let sb = Sandbox::new("maxretry = 2");
+    std::fs::remove_file(sb.path("auth.log")).unwrap();
     let server = sb.start();
     let st = sb.status("test");
     assert_eq!(st.total_failed, 0);
@@ -76,7 +70,7 @@ fn a_missing_log_file_is_picked_up_when_it_appears() {
         sb.log()
     );
     sb.write("auth.log", &syslog_line("root", "192.0.2.71"));
-    sb.append("auth.log", &syslog_line("root", "192.0.2.71"));
+    sb.fail("192.0.2.71", 1);
     let st = sb.wait_status("test", "the ban", |s| s.total_banned == 1);
     assert_eq!(st.banned, ["192.0.2.71"]);
     server.stop(&sb);

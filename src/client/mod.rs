@@ -131,12 +131,8 @@ pub fn main(args: &[String]) -> i32 {
     let report = Report {
         verbose: 1 + opts.verbose,
     };
-    if opts.help {
-        println!("{USAGE}");
-        return 0;
-    }
-    if opts.version {
-        println!("{}", opts.version_text());
+    if let Some(text) = opts.help_or_version(USAGE) {
+        println!("{text}");
         return 0;
     }
     if let Some(t) = &opts.str2sec {

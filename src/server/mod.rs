@@ -68,12 +68,8 @@ pub fn main(args: &[String]) -> i32 {
             return 255;
         }
     };
-    if opts.help {
-        println!("{USAGE}");
-        return 0;
-    }
-    if opts.version {
-        println!("{}", opts.version_text());
+    if let Some(text) = opts.help_or_version(USAGE) {
+        println!("{text}");
         return 0;
     }
     if !matches!(words.as_slice(), [] | [_]) || words.first().is_some_and(|w| w != "start") {

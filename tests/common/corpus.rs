@@ -15,35 +15,16 @@
 //! another file after this one. Each variant is one filter instance that
 //! sees its lines in order, checking every failregex, with "now" frozen at
 //! [`NOW`] and the time zone [`TZ`].
-#![allow(dead_code)]
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The frozen "now" of the samples (2005-08-14 12:00 CEST).
 pub const NOW: i64 = 1124013600;
 /// The samples' time zone.
 pub const TZ: &str = "CET-01CEST-02,M3.5.0,M10.5.0";
-pub const STOCK_CONF: &str = "/etc/fail2ban";
-pub const STOCK_LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
-
-/// The repository (defaults/, tests/data/logs).
-pub fn ours() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
-/// Fails clearly when Fail2ban's files are not installed.
-pub fn need(path: &str) -> &Path {
-    let p = Path::new(path);
-    assert!(
-        p.is_dir(),
-        "{path} is missing: this test needs Fail2ban's configuration and sample logs \
-         (apt-get install fail2ban)"
-    );
-    p
-}
 
 /// What a run of one variant found: the failures' JSON objects (as
 /// `logban regex --json` prints them) by item number, from 1.
