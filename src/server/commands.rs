@@ -340,7 +340,7 @@ impl Core {
     /// it runs: `reload --if-exists <jail>` there).
     fn start(&mut self, name: &str) -> Result {
         if let Some(&id) = self.names.get(name) {
-            self.jails[id].idle = false;
+            self.resume(id);
             return value(Value::Null);
         }
         let mut req = super::reload::Request::jail(name);
@@ -493,18 +493,19 @@ impl Core {
         let v = first(values)?;
         let rt = &mut self.jails[id];
         match opt {
-            "idle" => {
-                rt.idle = match v {
-                    "on" => true,
-                    "off" => false,
-                    _ => {
-                        return Err(CmdError::Unknown(
-                            "Invalid idle option, must be 'on' or 'off'".into(),
-                        ))
-                    }
-                };
-                value(rt.idle)
-            }
+            "idle" => match v {
+                "on" => {
+                    rt.idle.get_or_insert_with(Default::default);
+                    value(true)
+                }
+                "off" => {
+                    self.resume(id);
+                    value(false)
+                }
+                _ => Err(CmdError::Unknown(
+                    "Invalid idle option, must be 'on' or 'off'".into(),
+                )),
+            },
             "ignoreself" => {
                 rt.def.ignoreself = as_bool(v);
                 rt.jail.ignore_mut().ignoreself = rt.def.ignoreself;

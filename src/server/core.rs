@@ -100,11 +100,40 @@ pub(crate) struct JailRt {
     /// `set` made since (a reload compares the configuration with it).
     pub def: JailDef,
     pub show: FilterShow,
-    /// `set <jail> idle on`: failures are not counted.
-    pub idle: bool,
+    /// `set <jail> idle on`: what the jail's sources read meanwhile.
+    pub idle: Option<Paused>,
     /// The last position of each source the core saw (where rebuilt
     /// sources resume).
     pub positions: HashMap<String, Position>,
+}
+
+/// A jail set idle: Fail2ban stops reading its logs and reads what was
+/// written meanwhile when it resumes. Here one reader serves every jail of
+/// a file, so the jail's failures are read and wait, with the positions
+/// after them (stored only once they are counted), up to the failure-table
+/// cap.
+#[derive(Default)]
+pub(crate) struct Paused {
+    failures: Vec<Failure>,
+    positions: HashMap<String, Position>,
+    dropped: u64,
+}
+
+impl Paused {
+    fn hold(&mut self, jail: &str, failures: Vec<Failure>, position: Option<Position>, cap: usize) {
+        let room = cap.saturating_sub(self.failures.len());
+        let over = failures.len().saturating_sub(room);
+        if over > 0 && self.dropped == 0 {
+            tracing::warn!(
+                "[{jail}] Idle: more than {cap} failures waiting; later ones are dropped until the jail resumes"
+            );
+        }
+        self.dropped += over as u64;
+        self.failures.extend(failures.into_iter().take(room));
+        if let Some(p) = position {
+            self.positions.insert(p.path.clone(), p);
+        }
+    }
 }
 
 /// The jails by slot, in the order they were started.
@@ -466,24 +495,12 @@ impl Core {
                 if let Some(p) = &position {
                     rt.positions.insert(p.path.clone(), p.clone());
                 }
-                let now = crate::util::now();
-                let mut banned = Vec::new();
-                if !rt.idle {
-                    // The `Found` lines of the batch go out in one write, before
-                    // the bans they lead to are handed to the store.
-                    let lines = self.server.log.defer();
-                    for f in failures {
-                        self.check_failure(jail, f, now, &mut banned);
-                    }
-                    drop(lines);
+                if let Some(paused) = &mut rt.idle {
+                    let cap = rt.jail.settings().max_failures;
+                    paused.hold(&rt.name, failures, position, cap);
+                    return;
                 }
-                self.jails[jail].jail.maintain(now);
-                // The bans first: a position written before them would skip
-                // their lines after a crash in between.
-                self.commit_bans(jail, banned, None);
-                if let Some(p) = position {
-                    self.store.position(&self.jails[jail].name, p);
-                }
+                self.count(jail, failures, position);
             }
             Ingested::FileAdded { jail, path } => {
                 if let Some(SourceInfo::Files(files)) =
@@ -494,6 +511,40 @@ impl Core {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts failures read for a jail, then stores the position after
+    /// them.
+    fn count(&mut self, jail: JailId, failures: Vec<Failure>, position: Option<Position>) {
+        let now = crate::util::now();
+        let mut banned = Vec::new();
+        // The `Found` lines of the batch go out in one write, before the
+        // bans they lead to are handed to the store.
+        let lines = self.server.log.defer();
+        for f in failures {
+            self.check_failure(jail, f, now, &mut banned);
+        }
+        drop(lines);
+        self.jails[jail].jail.maintain(now);
+        // The bans first: a position written before them would skip their
+        // lines after a crash in between.
+        self.commit_bans(jail, banned, None);
+        if let Some(p) = position {
+            self.store.position(&self.jails[jail].name, p);
+        }
+    }
+
+    /// `set <jail> idle off` (or `start <jail>`): the failures read while
+    /// idle are counted now, as Fail2ban reads the lines written meanwhile
+    /// when it resumes.
+    pub(crate) fn resume(&mut self, jail: JailId) {
+        let Some(paused) = self.jails.get_mut(jail).and_then(|rt| rt.idle.take()) else {
+            return;
+        };
+        self.count(jail, paused.failures, None);
+        for p in paused.positions.into_values() {
+            self.store.position(&self.jails[jail].name, p);
         }
     }
 
@@ -896,7 +947,7 @@ mod tests {
             one_source: OneSource::default(),
             def,
             show: FilterShow::default(),
-            idle: false,
+            idle: None,
             positions: HashMap::new(),
         };
         let server = ServerDef {
@@ -1040,5 +1091,33 @@ mod tests {
             };
             assert!(w.note(&id, 0.0).is_none());
         }
+    }
+
+    #[test]
+    fn an_idle_jail_holds_failures_up_to_the_cap_and_the_last_position_per_source() {
+        let mut p = Paused::default();
+        let pos = |path: &str, pos| Position {
+            path: path.into(),
+            hash: String::new(),
+            pos,
+        };
+        p.hold(
+            "j",
+            vec![failure("192.0.2.1"), failure("192.0.2.2")],
+            Some(pos("a", 10)),
+            3,
+        );
+        p.hold(
+            "j",
+            vec![failure("192.0.2.3"), failure("192.0.2.4")],
+            Some(pos("a", 20)),
+            3,
+        );
+        p.hold("j", vec![], Some(pos("b", 5)), 3);
+        let fids: Vec<_> = p.failures.iter().map(|f| f.fid.as_str()).collect();
+        assert_eq!(fids, ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+        assert_eq!(p.dropped, 1);
+        assert_eq!(p.positions["a"].pos, 20);
+        assert_eq!(p.positions["b"].pos, 5);
     }
 }

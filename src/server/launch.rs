@@ -289,7 +289,7 @@ pub(crate) fn start_jail(
         one_source: Default::default(),
         def: p.def,
         show: p.show,
-        idle: false,
+        idle: None,
         positions: Default::default(),
     };
     (rt, started)
