@@ -15,7 +15,11 @@
 #   env SERVER/CLIENT, REF_SERVER/REF_CLIENT as in the other scripts
 # Prints, per server: the time until `Total failed` reached N, Currently
 # failed (what the table holds), VmRSS then and SETTLE seconds later, and the
-# peak (VmHWM), in MiB. Exits 1 when a server did not count every line.
+# peak (VmHWM), in MiB. For logban also the cap's bound: a fixed 25 MiB (the
+# program, its reader and filter queues, failures in flight) plus 512 bytes
+# per ticket the cap allows (a ticket with its one matched line measured
+# ~380 bytes). Exits 1 when a server did not count every line or logban's
+# peak exceeds the bound.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -75,6 +79,15 @@ for i in "${!NAMES[@]}"; do
     printf '%-10s counted %s/%s in %ss; Currently failed %s; VmRSS %s MiB, %s MiB %ss later; peak (VmHWM) %s MiB\n' \
         "$name" "$total" "$n" "$took" "$cur" "$rss" "$settled" "${SETTLE:-12}" "$hwm"
     [ "$total" -ge "$n" ] || fail=1
+    if ! is_fail2ban "${SERVERS[i]}"; then
+        bound=$(awk -v c="${CAP:-100000}" 'BEGIN{printf "%.1f", 25 + c * 512 / 1048576}')
+        if awk -v p="$hwm" -v b="$bound" 'BEGIN{exit !(p <= b)}'; then
+            echo "$name peak $hwm MiB is under the cap's bound $bound MiB (25 MiB + ${CAP:-100000} x 512 B): PASS"
+        else
+            echo "$name peak $hwm MiB exceeds the cap's bound $bound MiB (25 MiB + ${CAP:-100000} x 512 B): FAIL"
+            fail=1
+        fi
+    fi
     sb_destroy "$SB"
 done
 exit $fail

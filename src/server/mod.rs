@@ -200,7 +200,8 @@ fn serve(
         server: server.clone(),
     };
     let result = runtime.block_on(async {
-        let (ingest_tx, ingest_rx) = mpsc::channel(16);
+        // Batches of failures on their way to the core (see ingest::QUEUE).
+        let (ingest_tx, ingest_rx) = mpsc::channel(4);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let files_backend = if plans
             .iter()
