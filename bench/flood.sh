@@ -7,6 +7,8 @@
 #   N           distinct failing addresses, one line each (default 1000000)
 #   env CAP     the jail's failure-table cap, logban's `logban.maxfailures`
 #               (default: unset, the built-in 100000)
+#   env USERLEN fail as `invalid user` with a name of this many characters
+#               (lines of about USERLEN + 100 bytes; default: `root`)
 #   env TIMEOUT give up after this many seconds (900)
 #   env SETTLE  seconds to wait after that before reading VmRSS again (12:
 #               logban hands freed memory back on its 10 s maintenance tick)
@@ -32,10 +34,12 @@ sides
 work_dir W
 log=$W/auth.log
 # sshd lines stamped now, addresses 10.x.y.z (every one distinct).
-awk -v n="$n" -v stamp="$(date '+%b %e %H:%M:%S')" 'BEGIN {
+user=root
+if [ -n "${USERLEN:-}" ]; then user="invalid user $(head -c "$USERLEN" /dev/zero | tr '\0' u)"; fi
+awk -v n="$n" -v user="$user" -v stamp="$(date '+%b %e %H:%M:%S')" 'BEGIN {
     for (i = 0; i < n; i++)
-        printf "%s host sshd[%d]: Failed password for root from 10.%d.%d.%d port 22 ssh2\n",
-            stamp, 1000 + i % 30000, int(i / 65536) % 256, int(i / 256) % 256, i % 256
+        printf "%s host sshd[%d]: Failed password for %s from 10.%d.%d.%d port 22 ssh2\n",
+            stamp, 1000 + i % 30000, user, int(i / 65536) % 256, int(i / 256) % 256, i % 256
 }' >"$log"
 echo "# log: $n lines, $n distinct addresses failing once ($(du -m "$log" | cut -f1) MB)"
 

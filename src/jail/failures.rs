@@ -12,6 +12,13 @@ use super::id::BanId;
 
 const NIL: u32 = u32::MAX;
 
+/// The bytes of matched lines, capture data and named ids the table holds
+/// on average per ticket the cap allows: a flood of long lines (each ticket
+/// keeps up to maxmatches whole lines) evicts sooner instead of growing the
+/// table past the cap's memory bound. One ~150-byte line per ticket, the
+/// common case, stays well under it.
+pub(crate) const BYTES_PER_TICKET: usize = 256;
+
 /// The limits the table counts under (the jail's current settings).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -171,6 +178,17 @@ pub(crate) struct FailureTable {
     head: u32,
     tail: u32,
     len: usize,
+    /// Payload and name bytes of the tickets held (see [`BYTES_PER_TICKET`]).
+    bytes: usize,
+}
+
+/// What a ticket counts against the table's byte budget.
+fn ticket_bytes(t: &Ticket) -> usize {
+    t.payload.0.len()
+        + match &t.id {
+            BanId::Name(n) => n.len(),
+            _ => 0,
+        }
 }
 
 impl FailureTable {
@@ -211,19 +229,34 @@ impl FailureTable {
         count: u32,
         limits: &Limits,
     ) -> Added {
+        let budget = limits.cap.max(1).saturating_mul(BYTES_PER_TICKET);
         if let Some(i) = self.find(id) {
             let t = self.ticket_mut(i);
+            let before = ticket_bytes(t);
             t.bump(time, Some(matches), count, limits);
-            let retry = t.retry;
+            let (retry, after) = (t.retry, ticket_bytes(t));
+            self.bytes = self.bytes - before + after;
             self.touch(i);
+            // The bumped ticket is the most recent: the others go first.
+            let mut evicted = 0;
+            while self.bytes > budget && self.head != i {
+                self.remove_at(self.head);
+                evicted += 1;
+            }
             return Added {
                 retry,
                 created: false,
-                evicted: 0,
+                evicted,
             };
         }
+        let payload = Payload::new(matches, data);
+        let size = payload.0.len()
+            + match id {
+                BanId::Name(n) => n.len(),
+                _ => 0,
+            };
         let mut evicted = 0;
-        while self.len >= limits.cap.max(1) && self.head != NIL {
+        while (self.len >= limits.cap.max(1) || self.bytes + size > budget) && self.head != NIL {
             self.remove_at(self.head);
             evicted += 1;
         }
@@ -234,7 +267,7 @@ impl FailureTable {
             retry: count.max(1),
             attempts: 1,
             ban_count: 0,
-            payload: Payload::new(matches, data),
+            payload,
             prev: NIL,
             next: NIL,
         };
@@ -261,11 +294,14 @@ impl FailureTable {
         let i = self.find(id)?;
         let t = self.ticket_mut(i);
         let time = t.time;
+        let before = ticket_bytes(t);
         t.bump(time, (!same_ticket).then_some(matches), count, limits);
+        let after = ticket_bytes(t);
         if same_ticket {
             t.ban_count = t.ban_count.max(ban_count);
         }
         let retry = t.retry;
+        self.bytes = self.bytes - before + after;
         self.touch(i);
         Some(retry)
     }
@@ -342,6 +378,7 @@ impl FailureTable {
                 .map_or(0, |t| hasher.hash_one(&t.id))
         });
         self.len += 1;
+        self.bytes += self.slots[i as usize].as_ref().map_or(0, ticket_bytes);
         self.link_tail(i);
     }
 
@@ -360,7 +397,9 @@ impl FailureTable {
         self.unlink(i);
         self.free.push(i);
         self.len -= 1;
-        self.slots[i as usize].take()
+        let t = self.slots[i as usize].take()?;
+        self.bytes -= ticket_bytes(&t);
+        Some(t)
     }
 
     fn touch(&mut self, i: u32) {
@@ -541,6 +580,36 @@ mod tests {
         // Freed slots are reused.
         t.add(&id("192.0.2.3"), 102.0, &[], &[], 1, &l);
         assert_eq!(t.slots.len(), 2);
+    }
+
+    #[test]
+    fn long_lines_evict_by_bytes_before_the_count_cap() {
+        let mut t = FailureTable::new();
+        let l = Limits {
+            cap: 10,
+            ..limits()
+        };
+        let budget = 10 * BYTES_PER_TICKET;
+        // Each ticket keeps a line of half the budget: two fit, not three.
+        let long = vec!["x".repeat(budget / 2 - 64)];
+        for (i, s) in ["192.0.2.1", "192.0.2.2", "192.0.2.3"].iter().enumerate() {
+            t.add(&id(s), i as f64, &long, &[], 1, &l);
+        }
+        assert_eq!(t.order(), [id("192.0.2.2"), id("192.0.2.3")]);
+        assert!(t.bytes <= budget, "{}", t.bytes);
+        // A known ticket that grows pushes out the older one, never itself.
+        let added = t.add(&id("192.0.2.3"), 5.0, &long, &[], 1, &l);
+        assert_eq!((added.retry, added.evicted), (2, 1));
+        assert_eq!(t.order(), [id("192.0.2.3")]);
+        // Short lines fill the table up to the count cap again; the byte
+        // count follows every removal.
+        assert_eq!(t.cleanup(10.0), 1);
+        assert_eq!(t.bytes, 0);
+        for i in 0..10 {
+            let s = format!("192.0.2.{}", 10 + i);
+            t.add(&id(&s), 20.0 + i as f64, &m("short line"), &[], 1, &l);
+        }
+        assert_eq!(t.len(), 10);
     }
 
     #[test]

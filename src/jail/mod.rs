@@ -564,9 +564,10 @@ impl Jail {
 
     fn warn_evictions(&mut self, now: f64) {
         tracing::warn!(
-            "[{}] Failure table full ({} entries): dropped the {} least recently failing",
+            "[{}] Failure table full ({} entries, or {} KiB of matched lines): dropped the {} least recently failing",
             self.settings.name,
             self.settings.max_failures,
+            self.settings.max_failures.saturating_mul(failures::BYTES_PER_TICKET) / 1024,
             self.evicted_unreported
         );
         self.evicted_unreported = 0;
