@@ -167,6 +167,12 @@ fn filter_and_log_options_set_at_run_time_take_effect() {
     assert!(r.stdout.contains("failregex"), "{}", r.stdout);
     let out = sb.ok(&["get", "test", "failregex"]);
     assert_eq!(out.lines().count(), 3, "{out}");
+    // Removed by index; an index past the end changes nothing.
+    let out = sb.ok(&["set", "test", "delfailregex", "0"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("`- [0]: ^\\s*\\S+ intruder "), "{out}");
+    let out = sb.ok(&["set", "test", "delfailregex", "5"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
     server.stop(&sb);
 }
 

@@ -983,25 +983,18 @@ fn edit_def(def: &mut JailDef, opt: &str, values: &[String]) -> Result<Show> {
                 json!(rt.show.prefregex.clone().unwrap_or_default())
             }))
         }
-        "addfailregex" => {
-            f.failregex.push(v);
-            Ok(show_fail)
-        }
-        "delfailregex" => {
-            if let Some(i) = index(&f.failregex)? {
-                f.failregex.remove(i);
+        "addfailregex" | "delfailregex" | "addignoreregex" | "delignoreregex" => {
+            let (list, show) = if opt.ends_with("failregex") {
+                (&mut f.failregex, show_fail)
+            } else {
+                (&mut f.ignoreregex, show_ignore)
+            };
+            if opt.starts_with("add") {
+                list.push(v);
+            } else if let Some(i) = index(list)? {
+                list.remove(i);
             }
-            Ok(show_fail)
-        }
-        "addignoreregex" => {
-            f.ignoreregex.push(v);
-            Ok(show_ignore)
-        }
-        "delignoreregex" => {
-            if let Some(i) = index(&f.ignoreregex)? {
-                f.ignoreregex.remove(i);
-            }
-            Ok(show_ignore)
+            Ok(show)
         }
         "usedns" => {
             f.usedns = match v.to_ascii_lowercase().as_str() {
