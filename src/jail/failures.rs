@@ -184,8 +184,12 @@ pub(crate) struct FailureTable {
 
 /// What a ticket counts against the table's byte budget.
 fn ticket_bytes(t: &Ticket) -> usize {
-    t.payload.0.len()
-        + match &t.id {
+    entry_bytes(&t.id, &t.payload)
+}
+
+fn entry_bytes(id: &BanId, payload: &Payload) -> usize {
+    payload.0.len()
+        + match id {
             BanId::Name(n) => n.len(),
             _ => 0,
         }
@@ -250,11 +254,7 @@ impl FailureTable {
             };
         }
         let payload = Payload::new(matches, data);
-        let size = payload.0.len()
-            + match id {
-                BanId::Name(n) => n.len(),
-                _ => 0,
-            };
+        let size = entry_bytes(id, &payload);
         let mut evicted = 0;
         while (self.len >= limits.cap.max(1) || self.bytes + size > budget) && self.head != NIL {
             self.remove_at(self.head);
