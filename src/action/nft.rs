@@ -1619,4 +1619,55 @@ mod tests {
             r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "ip", "name": "f2b-table"}}]}"#;
         assert!(TableNow::parse(none, &spec).unwrap().is_none());
     }
+
+    /// Sets named after a jail not kept go, with every rule of the table
+    /// using them (in any chain); kept jails' sets, sets named otherwise and
+    /// other tables are left alone.
+    #[test]
+    fn stale_sets_of_removed_jails_are_planned_away() {
+        let spec = spec();
+        let ruleset = r#"{"nftables": [{"metainfo": {}},
+          {"table": {"family": "ip", "name": "other"}},
+          {"set": {"family": "ip", "table": "other", "name": "addr-set-gone", "type": "ipv4_addr"}},
+          {"rule": {"family": "ip", "table": "other", "chain": "f2b-chain", "handle": 9, "expr": [{"match": {"right": "@addr-set-gone"}}]}},
+          {"table": {"family": "inet", "name": "f2b-table"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr-set-x", "type": "ipv4_addr"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr-set-gone", "type": "ipv4_addr"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr6-set-gone", "type": "ipv6_addr"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr6-set-old", "type": "ipv6_addr"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "mine", "type": "ipv4_addr"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr-set-", "type": "ipv4_addr"}},
+          {"chain": {"family": "inet", "table": "f2b-table", "name": "f2b-chain", "type": "filter", "hook": "input", "prio": -1}},
+          {"chain": {"family": "inet", "table": "f2b-table", "name": "side"}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "f2b-chain", "handle": 4, "expr": [{"match": {"right": "@addr-set-x"}}]}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "f2b-chain", "handle": 5, "expr": [{"match": {"right": "@addr-set-gone"}}]}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "f2b-chain", "handle": 6, "expr": [{"match": {"right": "@addr6-set-gone"}}]}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "side", "handle": 7, "expr": [{"match": {"right": "@addr-set-gone"}}]}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "f2b-chain", "handle": 8, "expr": [{"match": {"right": "@mine"}}]}}]}"#;
+        let t = TableNow::parse(ruleset, &spec).unwrap().unwrap();
+        let keep: HashSet<String> = ["x".to_string(), "old".into()].into();
+        let (stale, tx) = plan_stale(&t, &spec.prefix(), &keep);
+        let stale_of = |set: &str, rules| Stale {
+            set: set.into(),
+            rules,
+        };
+        assert_eq!(
+            stale,
+            [stale_of("addr-set-gone", 2), stale_of("addr6-set-gone", 1)]
+        );
+        assert_eq!(
+            tx.lines,
+            [
+                "delete rule inet f2b-table f2b-chain handle 5",
+                "delete rule inet f2b-table f2b-chain handle 6",
+                "delete rule inet f2b-table side handle 7",
+                "delete set inet f2b-table addr-set-gone",
+                "delete set inet f2b-table addr6-set-gone",
+            ]
+        );
+        // Every jail kept: nothing to do.
+        let keep: HashSet<String> = ["x", "old", "gone"].map(String::from).into();
+        let (stale, tx) = plan_stale(&t, &spec.prefix(), &keep);
+        assert!(stale.is_empty() && tx.is_empty());
+    }
 }
