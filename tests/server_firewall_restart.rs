@@ -2,7 +2,8 @@
 //! in a server namespace: after `kill -9` (even in the middle of a
 //! 10,000-address `banip`) a restart brings the nft sets exactly in line with
 //! the store, touching only what differs (`nft monitor` shows no kept
-//! element deleted and added again); a missing `nft` or a missing NET_ADMIN
+//! element deleted and added again), the sets of a jail removed meanwhile go;
+//! a missing `nft` or a missing NET_ADMIN
 //! leaves the bans in the store, says so in `status` and once in the log with
 //! the fix, and the bans land once nft works.
 

@@ -3,7 +3,8 @@
 //! and rules, read from the action's own resolved commands (so `.local`
 //! overrides and parameters apply), but bans and unbans go out as batched
 //! `nft -f -` transactions, sets carry `flags interval` (subnets), and the
-//! firewall is reconciled with the bans at start instead of rebuilt.
+//! firewall is reconciled with the bans at start instead of rebuilt (and
+//! rid of the sets of jails removed while logban was down uncleanly).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
