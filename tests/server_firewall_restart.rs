@@ -2,7 +2,8 @@
 //! in a server namespace: after `kill -9` (even in the middle of a
 //! 10,000-address `banip`) a restart brings the nft sets exactly in line with
 //! the store, touching only what differs (`nft monitor` shows no kept
-//! element deleted and added again); a missing `nft` or a missing NET_ADMIN
+//! element deleted and added again), the sets of a jail removed meanwhile go;
+//! a missing `nft` or a missing NET_ADMIN
 //! leaves the bans in the store, says so in `status` and once in the log with
 //! the fix, and the bans land once nft works.
 
@@ -226,6 +227,71 @@ fn restart_after_kill_9_reconciles_without_unban_and_reban() {
     assert_eq!(elements(&pair.server), sb.stored_bans());
     assert!(pair.connect(false, PORT).is_err());
     server.stop(&sb);
+}
+
+/// A jail removed from the configuration while the daemon was down after
+/// `kill -9`: the restart removes its sets and rules (its addresses get
+/// through again) and says so once per set; the remaining jail keeps its
+/// bans, and a set named otherwise in the table and a set of another table
+/// stay as they are.
+#[test]
+fn restart_after_kill_9_removes_the_sets_of_a_removed_jail() {
+    let pair = Pair::new("srgone");
+    pair.listen(PORT);
+    let sb = Sandbox::with_tree(Tree::Fail2ban, "banaction = nftables-allports");
+    let local = std::fs::read_to_string(sb.path("etc/jail.local")).unwrap();
+    sb.append(
+        "etc/jail.local",
+        &format!(
+            "\n[gone]\nenabled = true\nfilter = test-auth\nlogpath = {}\n\
+             banaction = nftables-allports\n",
+            sb.path("auth.log").display()
+        ),
+    );
+    let server = sb.start_in(&pair.server, None);
+    assert_eq!(banip(&sb, &["198.51.100.7".into()]), "1\n");
+    assert_eq!(
+        sb.ok(&["set", "gone", "banip", "192.0.2.2", "2001:db8::5"]),
+        "2\n"
+    );
+    wait_blocked(&pair, &sb, false, PORT);
+    server.kill9();
+
+    sb.write("etc/jail.local", &local);
+    netns::in_netns(&pair.server, || {
+        netns::nft_script(
+            "add set inet f2b-table mine { type ipv4_addr; }\n\
+             add element inet f2b-table mine { 203.0.113.9 }\n\
+             add table ip keep\n\
+             add set ip keep addr-set-gone { type ipv4_addr; }\n\
+             add element ip keep addr-set-gone { 192.0.2.50 }\n",
+        );
+    });
+    let server = sb.start_in(&pair.server, None);
+    let table = || nft_table(&pair.server).unwrap_or_default();
+    wait_for(
+        "the removed jail's sets to go",
+        || !table().contains("set-gone"),
+        || format!("{}\n{}", table(), sb.log()),
+    );
+    assert_eq!(pair.connect(false, PORT), Ok(()), "{}", table());
+    assert_eq!(elements(&pair.server), ["198.51.100.7"]);
+    assert_eq!(sb.stored_bans(), ["198.51.100.7"]);
+    assert_eq!(table().matches("saddr @addr-set-test").count(), 1);
+    assert_eq!(set_elements(&pair.server, "mine"), ["203.0.113.9"]);
+    let other = pair.server_sh("nft", &["list", "set", "ip", "keep", "addr-set-gone"]);
+    assert!(other.contains("192.0.2.50"), "{other}");
+    for (set, n) in [("addr-set-gone", 1), ("addr6-set-gone", 1)] {
+        let line = format!(
+            "NOTICE  nft set {set} in inet f2b-table belongs to no configured jail \
+             (left by an unclean stop): removed with 1 rule and {n} address\n"
+        );
+        assert_eq!(sb.log().matches(&line).count(), 1, "{line}\n{}", sb.log());
+    }
+    assert_eq!(sb.not_enforced(), None);
+    server.stop(&sb);
+    // A clean stop leaves what is not logban's.
+    assert_eq!(set_elements(&pair.server, "mine"), ["203.0.113.9"]);
 }
 
 /// A directory holding only an `nft` link while `on`: the daemon's PATH.

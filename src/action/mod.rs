@@ -54,6 +54,9 @@ impl Default for Settings {
     }
 }
 
+/// An action's `timeout` when it sets none.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// At most this many tickets are merged from queued requests into one batch.
 const MAX_MERGED: usize = 200_000;
 
@@ -575,15 +578,51 @@ impl JailActions {
     }
 }
 
+/// At server start, before the jails' actions start: removes from each
+/// table of the native nftables actions among `actions` the sets named after
+/// a jail not in `jails` (`addr-set-<jail>`, `addr6-set-<jail>`), with the
+/// rules using them, in one transaction per table. They are what an unclean
+/// stop (kill -9, power loss) leaves of a jail removed from the configuration
+/// meanwhile. `jails`: every jail of the configuration, started or not.
+/// None when no action is native nftables (nothing is touched then).
+pub fn sweep_stale_sets<'a>(
+    jails: &[&str],
+    actions: impl IntoIterator<Item = &'a ActionDef>,
+    settings: &Settings,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    let mut keep: HashSet<String> = jails.iter().map(|j| j.to_string()).collect();
+    let mut specs: Vec<nft::NftSpec> = Vec::new();
+    for def in actions {
+        // An action's sets may be named after its `name` rather than its jail.
+        keep.extend(def.get("name").map(String::from));
+        if let nft::Recognised::Yes(spec) = nft::NftSpec::recognise(def) {
+            keep.extend(spec.set_owners().map(String::from));
+            if !specs.iter().any(|s| s.same_table(&spec)) {
+                specs.push(*spec);
+            }
+        }
+    }
+    if specs.is_empty() {
+        return None;
+    }
+    let env = sys::Env {
+        path: settings.path.clone(),
+    };
+    let natives = specs
+        .into_iter()
+        .map(|s| nft::Nft::new(s, DEFAULT_TIMEOUT, &env))
+        .collect();
+    Some(nft::sweep_stale(natives, keep))
+}
+
 fn stopped() -> ActionError {
     ActionError::new(Cause::Config, "the action is stopped")
 }
 
 /// The action's `timeout` (Fail2ban's time syntax, 60 s by default).
 fn timeout_of(jail: &str, def: &ActionDef) -> Duration {
-    const DEFAULT: Duration = Duration::from_secs(60);
     let Some(v) = def.get("timeout") else {
-        return DEFAULT;
+        return DEFAULT_TIMEOUT;
     };
     match crate::config::parse_time(v) {
         // Longer than a Duration holds (`10**20`): as good as no timeout.
@@ -591,7 +630,7 @@ fn timeout_of(jail: &str, def: &ActionDef) -> Duration {
         _ => {
             tracing::warn!(target: "fail2ban.actions",
                 "[{jail}] action {}: invalid timeout {v:?}, using 60 s", def.name);
-            DEFAULT
+            DEFAULT_TIMEOUT
         }
     }
 }

@@ -3,7 +3,8 @@
 //! and rules, read from the action's own resolved commands (so `.local`
 //! overrides and parameters apply), but bans and unbans go out as batched
 //! `nft -f -` transactions, sets carry `flags interval` (subnets), and the
-//! firewall is reconciled with the bans at start instead of rebuilt.
+//! firewall is reconciled with the bans at start instead of rebuilt (and
+//! rid of the sets of jails removed while logban was down uncleanly).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -1165,6 +1166,154 @@ impl Nft {
     }
 }
 
+/// How Fail2ban's nftables action names a jail's sets: `addr-set-<jail>`,
+/// `addr6-set-<jail>`.
+const SET_PREFIXES: [&str; 2] = ["addr-set-", "addr6-set-"];
+
+/// The jail a set's name says it belongs to, for sets named the stock way.
+fn set_owner(set: &str) -> Option<&str> {
+    SET_PREFIXES
+        .iter()
+        .find_map(|p| set.strip_prefix(p))
+        .filter(|n| !n.is_empty())
+}
+
+/// A set of a jail no longer configured, to be removed.
+#[derive(Debug, PartialEq, Eq)]
+struct Stale {
+    set: String,
+    rules: usize,
+}
+
+/// The sets of table `prefix` named after a jail not in `keep`, and the
+/// transaction that deletes them with every rule of the table using them.
+fn plan_stale(t: &TableNow, prefix: &str, keep: &HashSet<String>) -> (Vec<Stale>, Tx) {
+    let mut stale: Vec<&str> = t
+        .sets
+        .keys()
+        .map(String::as_str)
+        .filter(|s| set_owner(s).is_some_and(|o| !keep.contains(o)))
+        .collect();
+    stale.sort_unstable();
+    let mut tx = Tx::default();
+    for r in &t.rules {
+        if r.sets.iter().any(|s| stale.contains(&s.as_str())) {
+            tx.push(format!(
+                "delete rule {prefix} {} handle {}",
+                r.chain, r.handle
+            ));
+        }
+    }
+    let stale = stale
+        .into_iter()
+        .map(|set| {
+            tx.push(format!("delete set {prefix} {set}"));
+            Stale {
+                set: set.to_string(),
+                rules: t
+                    .rules
+                    .iter()
+                    .filter(|r| r.sets.iter().any(|s| s == set))
+                    .count(),
+            }
+        })
+        .collect();
+    (stale, tx)
+}
+
+/// `1 rule`, `2 addresses`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+impl Nft {
+    /// Removes the sets of jails no longer configured (`keep` names the
+    /// configured ones) from this action's table, with their rules, in one
+    /// transaction: what an unclean stop leaves of a jail removed meanwhile.
+    async fn sweep(&self, keep: &HashSet<String>) -> Outcome {
+        let out = self.nft(&["-j", "-t", "list", "ruleset"], None).await?;
+        if !out.success() {
+            return Err(classify(&out));
+        }
+        let unreadable = |e: String| {
+            ActionError::new(Cause::Refused, format!("cannot read the nft listing: {e}"))
+        };
+        let Some(t) = TableNow::parse(&out.stdout, &self.spec).map_err(unreadable)? else {
+            return Ok(());
+        };
+        let p = self.spec.prefix();
+        let (stale, tx) = plan_stale(&t, &p, keep);
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let (tf, table) = (&self.spec.table_family, &self.spec.table);
+        let mut addresses = Vec::with_capacity(stale.len());
+        for s in &stale {
+            let out = self
+                .nft(&["-j", "list", "set", tf, table, &s.set], None)
+                .await?;
+            let n = json_items(&out.stdout)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|i| i.get("set")?.get("elem")?.as_array().map(Vec::len))
+                .sum::<usize>();
+            addresses.push(n);
+        }
+        self.run_tx(&tx.lines).await?;
+        for (s, n) in stale.iter().zip(addresses) {
+            crate::notice!(target: "fail2ban.actions",
+                "nft set {} in {p} belongs to no configured jail (left by an unclean stop): \
+                 removed with {} and {}",
+                s.set, count(s.rules, "rule", "rules"), count(n, "address", "addresses"));
+        }
+        Ok(())
+    }
+}
+
+/// At server start, before the jails' actions: removes from the tables of
+/// `natives` (one action per table) the sets named after no jail in `keep`.
+/// Takes the transaction lock at once, so the jails' first reconciliations
+/// queue behind it and find the table without those sets (removing the
+/// table when nothing of theirs is left). A firewall logban cannot read or
+/// change is reported by the actions themselves.
+pub fn sweep_stale(
+    natives: Vec<Nft>,
+    keep: HashSet<String>,
+) -> impl std::future::Future<Output = ()> {
+    let held = LOCK.try_lock().ok();
+    async move {
+        let _guard = match held {
+            Some(g) => g,
+            None => LOCK.lock().await,
+        };
+        for nft in &natives {
+            match nft.sweep(&keep).await {
+                Ok(()) => {}
+                // Reported by the actions too, with the fix.
+                Err(e) if e.cause != Cause::Refused => tracing::debug!(target: "fail2ban.actions",
+                    "nft {}: stale sets not removed: {e}", nft.spec.prefix()),
+                Err(e) => tracing::warn!(target: "fail2ban.actions",
+                    "nft {}: sets of jails no longer configured not removed: {e}",
+                    nft.spec.prefix()),
+            }
+        }
+    }
+}
+
+impl NftSpec {
+    /// The jails this action's sets are named after (`<name>` of the
+    /// action, normally its jail).
+    pub fn set_owners(&self) -> impl Iterator<Item = &str> {
+        self.sets.iter().filter_map(|s| set_owner(&s.name))
+    }
+
+    /// Whether both actions work on the same table (through the same `nft`).
+    pub fn same_table(&self, other: &NftSpec) -> bool {
+        (&self.nft, &self.table_family, &self.table)
+            == (&other.nft, &other.table_family, &other.table)
+    }
+}
+
 fn not_an_address(t: &Ticket) -> ActionError {
     ActionError::new(Cause::Config, "nftables bans addresses and subnets only").on(&t.fid)
 }
@@ -1470,5 +1619,56 @@ mod tests {
         let none =
             r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "ip", "name": "f2b-table"}}]}"#;
         assert!(TableNow::parse(none, &spec).unwrap().is_none());
+    }
+
+    /// Sets named after a jail not kept go, with every rule of the table
+    /// using them (in any chain); kept jails' sets, sets named otherwise and
+    /// other tables are left alone.
+    #[test]
+    fn stale_sets_of_removed_jails_are_planned_away() {
+        let spec = spec();
+        let ruleset = r#"{"nftables": [{"metainfo": {}},
+          {"table": {"family": "ip", "name": "other"}},
+          {"set": {"family": "ip", "table": "other", "name": "addr-set-gone", "type": "ipv4_addr"}},
+          {"rule": {"family": "ip", "table": "other", "chain": "f2b-chain", "handle": 9, "expr": [{"match": {"right": "@addr-set-gone"}}]}},
+          {"table": {"family": "inet", "name": "f2b-table"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr-set-x", "type": "ipv4_addr"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr-set-gone", "type": "ipv4_addr"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr6-set-gone", "type": "ipv6_addr"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr6-set-old", "type": "ipv6_addr"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "mine", "type": "ipv4_addr"}},
+          {"set": {"family": "inet", "table": "f2b-table", "name": "addr-set-", "type": "ipv4_addr"}},
+          {"chain": {"family": "inet", "table": "f2b-table", "name": "f2b-chain", "type": "filter", "hook": "input", "prio": -1}},
+          {"chain": {"family": "inet", "table": "f2b-table", "name": "side"}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "f2b-chain", "handle": 4, "expr": [{"match": {"right": "@addr-set-x"}}]}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "f2b-chain", "handle": 5, "expr": [{"match": {"right": "@addr-set-gone"}}]}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "f2b-chain", "handle": 6, "expr": [{"match": {"right": "@addr6-set-gone"}}]}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "side", "handle": 7, "expr": [{"match": {"right": "@addr-set-gone"}}]}},
+          {"rule": {"family": "inet", "table": "f2b-table", "chain": "f2b-chain", "handle": 8, "expr": [{"match": {"right": "@mine"}}]}}]}"#;
+        let t = TableNow::parse(ruleset, &spec).unwrap().unwrap();
+        let keep: HashSet<String> = ["x".to_string(), "old".into()].into();
+        let (stale, tx) = plan_stale(&t, &spec.prefix(), &keep);
+        let stale_of = |set: &str, rules| Stale {
+            set: set.into(),
+            rules,
+        };
+        assert_eq!(
+            stale,
+            [stale_of("addr-set-gone", 2), stale_of("addr6-set-gone", 1)]
+        );
+        assert_eq!(
+            tx.lines,
+            [
+                "delete rule inet f2b-table f2b-chain handle 5",
+                "delete rule inet f2b-table f2b-chain handle 6",
+                "delete rule inet f2b-table side handle 7",
+                "delete set inet f2b-table addr-set-gone",
+                "delete set inet f2b-table addr6-set-gone",
+            ]
+        );
+        // Every jail kept: nothing to do.
+        let keep: HashSet<String> = ["x", "old", "gone"].map(String::from).into();
+        let (stale, tx) = plan_stale(&t, &spec.prefix(), &keep);
+        assert!(stale.is_empty() && tx.is_empty());
     }
 }

@@ -164,6 +164,8 @@ fn serve(
     let mut store = open_store(server)?;
     let now = crate::util::now();
 
+    // Every jail of the configuration, those with errors too: their sets stay.
+    let names: Vec<String> = jails.iter().map(|(n, _)| n.clone()).collect();
     let mut plans = Vec::new();
     for (name, def) in jails {
         match def
@@ -213,6 +215,13 @@ fn serve(
         };
         let mut sources = Sources::start(files_backend, ingest_tx)
             .map_err(|e| format!("cannot follow log files: {e}"))?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let actions = plans.iter().flat_map(|p| &p.def.actions);
+        if let Some(sweep) =
+            crate::action::sweep_stale_sets(&names, actions, &crate::action::Settings::default())
+        {
+            tokio::spawn(sweep);
+        }
         let mut rts = Vec::new();
         for (id, p) in plans.into_iter().enumerate() {
             rts.push(launch::start_jail(id, p, &mut sources, now, None).0);
