@@ -164,8 +164,13 @@ impl BanList {
     }
 
     pub fn remove(&mut self, id: &BanId) -> Option<Ban> {
-        let seq = self.index.remove(id)?;
+        let seq = *self.index.get(id)?;
+        self.remove_seq(seq)
+    }
+
+    fn remove_seq(&mut self, seq: u64) -> Option<Ban> {
         let entry = self.entries.remove(&seq)?;
+        self.index.remove(&entry.ban.id);
         if let Some(end) = entry.ban.end() {
             self.ends.remove(&(End(end), seq));
         }
@@ -174,12 +179,9 @@ impl BanList {
 
     fn remove_all(&mut self, mut seqs: Vec<u64>) -> Vec<Ban> {
         seqs.sort_unstable();
-        let ids: Vec<BanId> = seqs
-            .iter()
-            .filter_map(|s| self.entries.get(s))
-            .map(|e| e.ban.id.clone())
-            .collect();
-        ids.iter().filter_map(|id| self.remove(id)).collect()
+        seqs.into_iter()
+            .filter_map(|s| self.remove_seq(s))
+            .collect()
     }
 
     /// Every ban whose (network) address lies in `net`, in the order made.

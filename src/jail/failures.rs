@@ -235,12 +235,7 @@ impl FailureTable {
     ) -> Added {
         let budget = limits.cap.max(1).saturating_mul(BYTES_PER_TICKET);
         if let Some(i) = self.find(id) {
-            let t = self.ticket_mut(i);
-            let before = ticket_bytes(t);
-            t.bump(time, Some(matches), count, limits);
-            let (retry, after) = (t.retry, ticket_bytes(t));
-            self.bytes = self.bytes - before + after;
-            self.touch(i);
+            let retry = self.bump_at(i, time, Some(matches), count, limits);
             // The bumped ticket is the most recent: the others go first.
             let mut evicted = 0;
             while self.bytes > budget && self.head != i {
@@ -292,18 +287,32 @@ impl FailureTable {
         limits: &Limits,
     ) -> Option<u32> {
         let i = self.find(id)?;
-        let t = self.ticket_mut(i);
-        let time = t.time;
-        let before = ticket_bytes(t);
-        t.bump(time, (!same_ticket).then_some(matches), count, limits);
-        let after = ticket_bytes(t);
+        let time = self.ticket_mut(i).time;
+        let retry = self.bump_at(i, time, (!same_ticket).then_some(matches), count, limits);
         if same_ticket {
+            let t = self.ticket_mut(i);
             t.ban_count = t.ban_count.max(ban_count);
         }
-        let retry = t.retry;
+        Some(retry)
+    }
+
+    /// Bumps the ticket in slot `i`, keeping the byte count, and makes it the
+    /// most recent; returns its retry count.
+    fn bump_at(
+        &mut self,
+        i: u32,
+        time: f64,
+        matches: Option<&[String]>,
+        count: u32,
+        limits: &Limits,
+    ) -> u32 {
+        let t = self.ticket_mut(i);
+        let before = ticket_bytes(t);
+        t.bump(time, matches, count, limits);
+        let (retry, after) = (t.retry, ticket_bytes(t));
         self.bytes = self.bytes - before + after;
         self.touch(i);
-        Some(retry)
+        retry
     }
 
     /// Fail2ban's `toBan`: takes the ticket out once it reached maxretry.
