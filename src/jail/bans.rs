@@ -102,8 +102,7 @@ impl BanList {
             if bantime != -1.0 && ban.time > old.time {
                 bantime += ban.time - old.time;
             }
-            let count = old.count;
-            self.update(seq, bantime, count, true);
+            self.update(seq, bantime, true);
             return BanOutcome::Already {
                 id: ban.id,
                 prolonged: true,
@@ -131,35 +130,36 @@ impl BanList {
     /// than the jail's.
     pub fn set(&mut self, id: &BanId, bantime: f64, count: u32, explicit: bool) {
         if let Some(&seq) = self.index.get(id) {
-            self.update(seq, bantime, count, explicit);
+            if let Some(ban) = self.update(seq, bantime, explicit) {
+                ban.count = count;
+            }
         }
     }
 
-    fn update(&mut self, seq: u64, bantime: f64, count: u32, explicit: bool) {
-        let Some(entry) = self.entries.get_mut(&seq) else {
-            return;
-        };
+    /// Sets a ban's time, keeping the end index; returns the ban.
+    fn update(&mut self, seq: u64, bantime: f64, explicit: bool) -> Option<&mut Ban> {
+        let entry = self.entries.get_mut(&seq)?;
         if let Some(end) = entry.ban.end() {
             self.ends.remove(&(End(end), seq));
         }
         entry.ban.bantime = bantime;
-        entry.ban.count = count;
         entry.explicit = explicit;
         if let Some(end) = entry.ban.end() {
             self.ends.insert((End(end), seq));
         }
+        Some(&mut entry.ban)
     }
 
     /// `set <jail> bantime`: bans without a ban time of their own follow.
     pub fn set_default_bantime(&mut self, bantime: f64) {
-        let follow: Vec<(u64, u32)> = self
+        let follow: Vec<u64> = self
             .entries
             .iter()
             .filter(|(_, e)| !e.explicit)
-            .map(|(s, e)| (*s, e.ban.count))
+            .map(|(s, _)| *s)
             .collect();
-        for (seq, count) in follow {
-            self.update(seq, bantime, count, false);
+        for seq in follow {
+            self.update(seq, bantime, false);
         }
     }
 
