@@ -81,32 +81,6 @@ fn canonical_name(host: &str) -> Option<String> {
     name.filter(|n| !n.is_empty())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_names_agree() {
-        let (fq, short) = host_names();
-        assert_eq!(*short, hostname());
-        assert!(!short.is_empty());
-        assert!(fq == short || fq.contains('.'), "{fq:?} for {short:?}");
-    }
-
-    #[test]
-    fn mapped_v6_folds_to_v4() {
-        assert_eq!(
-            parse_addr("::ffff:1.2.3.4"),
-            Some("1.2.3.4".parse().unwrap())
-        );
-        assert_eq!(
-            parse_addr("[2001:db8::1]"),
-            Some("2001:db8::1".parse().unwrap())
-        );
-        assert_eq!(parse_addr("1.2.3"), None);
-    }
-}
-
 /// Python's `repr()` of a JSON-shaped value, as fail2ban-client prints replies
 /// and `-d` prints commands: `['set', 'sshd', 'maxretry', 6]`, `None`, `True`.
 pub fn py_repr(value: &serde_json::Value) -> String {
@@ -189,11 +163,9 @@ pub fn py_str_repr(out: &mut String, s: &str) {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                use std::fmt::Write;
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if (0x80..0xa0).contains(&(c as u32)) => {
+            // Python's non-printable Latin-1: C0 and C1 controls, DEL, the
+            // no-break space and the soft hyphen.
+            c if matches!(c as u32, 0..0x20 | 0x7f..=0xa0 | 0xad) => {
                 use std::fmt::Write;
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
@@ -204,9 +176,30 @@ pub fn py_str_repr(out: &mut String, s: &str) {
 }
 
 #[cfg(test)]
-mod repr_tests {
+mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn host_names_agree() {
+        let (fq, short) = host_names();
+        assert_eq!(*short, hostname());
+        assert!(!short.is_empty());
+        assert!(fq == short || fq.contains('.'), "{fq:?} for {short:?}");
+    }
+
+    #[test]
+    fn mapped_v6_folds_to_v4() {
+        assert_eq!(
+            parse_addr("::ffff:1.2.3.4"),
+            Some("1.2.3.4".parse().unwrap())
+        );
+        assert_eq!(
+            parse_addr("[2001:db8::1]"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(parse_addr("1.2.3"), None);
+    }
 
     #[test]
     fn repr_matches_python() {
@@ -222,6 +215,10 @@ mod repr_tests {
             "[{'sshd': []}, None, True, 1.5]"
         );
         assert_eq!(py_repr(&json!(1e20)), "1e+20");
+        assert_eq!(
+            py_repr(&json!("a\u{1}\u{7f}\u{85}\u{a0}\u{ad}é")),
+            "'a\\x01\\x7f\\x85\\xa0\\xadé'"
+        );
     }
 
     #[test]
