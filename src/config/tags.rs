@@ -104,10 +104,10 @@ pub(crate) fn resolve(
             let kept = counts.remove(&tag);
             let had_counts = kept.is_some();
             let mut rplc = kept.unwrap_or_default();
-            let mut m = find_tag(&value, 0).map(|(s, e, n)| (s, e, n.to_string()));
+            let mut m = owned_tag(&value, 0);
             while let Some((start, end, rtag)) = m {
                 if ignore(&rtag) {
-                    m = find_tag(&value, end).map(|(s, e, n)| (s, e, n.to_string()));
+                    m = owned_tag(&value, end);
                     continue;
                 }
                 if rtag == tag || rplc.get(&rtag).copied().unwrap_or(1) > MAX_TAG_REPLACE_COUNT {
@@ -130,12 +130,12 @@ pub(crate) fn resolve(
                     repl = extra(&rtag)?;
                 }
                 let Some(repl) = repl else {
-                    m = find_tag(&value, end).map(|(s, e, n)| (s, e, n.to_string()));
+                    m = owned_tag(&value, end);
                     continue;
                 };
                 value = value.replace(&format!("<{rtag}>"), &repl);
                 *rplc.entry(rtag).or_insert(0) += 1;
-                m = find_tag(&value, start).map(|(s, e, n)| (s, e, n.to_string()));
+                m = owned_tag(&value, start);
             }
             let changed = value != original;
             if had_counts || (changed && find_tag(&value, 0).is_some()) {
@@ -153,6 +153,11 @@ pub(crate) fn resolve(
             return Ok(());
         }
     }
+}
+
+/// [`find_tag`] with the name owned, for a loop that rewrites the text.
+fn owned_tag(text: &str, from: usize) -> Option<(usize, usize, String)> {
+    find_tag(text, from).map(|(s, e, n)| (s, e, n.to_string()))
 }
 
 /// Options as the reader keeps them: a value may be absent.
