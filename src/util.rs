@@ -20,14 +20,7 @@ pub fn parse_addr(s: &str) -> Option<IpAddr> {
         .strip_prefix('[')
         .and_then(|x| x.strip_suffix(']'))
         .unwrap_or(s);
-    let ip: IpAddr = s.parse().ok()?;
-    Some(match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    })
+    s.parse::<IpAddr>().ok().map(|a| a.to_canonical())
 }
 
 /// This host's name as `gethostname` gives it; empty when it cannot be read.

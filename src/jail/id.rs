@@ -77,7 +77,7 @@ impl BanId {
 
 impl From<IpAddr> for BanId {
     fn from(a: IpAddr) -> BanId {
-        BanId::Addr(fold_mapped(a))
+        BanId::Addr(a.to_canonical())
     }
 }
 
@@ -128,13 +128,6 @@ fn mask_len(mask: &str) -> Option<u8> {
     };
     let len = bits.leading_ones();
     (bits.checked_shl(len).unwrap_or(0) == 0 && len <= width).then_some(len as u8)
-}
-
-fn fold_mapped(a: IpAddr) -> IpAddr {
-    match a {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// `::ffff:a.b.c.d/len` with len >= 96 is an IPv4 network.

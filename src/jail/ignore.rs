@@ -49,10 +49,6 @@ fn bits(addr: IpAddr) -> (u128, u32, usize) {
     }
 }
 
-fn fold(addr: IpAddr) -> IpAddr {
-    BanId::from(addr).addr().unwrap_or(addr)
-}
-
 impl Default for PrefixSet {
     fn default() -> Self {
         PrefixSet {
@@ -80,7 +76,7 @@ impl PrefixSet {
 
     /// The smallest mark of the networks containing `addr`.
     pub fn lookup(&self, addr: IpAddr) -> Option<u32> {
-        let (bits, width, mut node) = self::bits(fold(addr));
+        let (bits, width, mut node) = self::bits(addr.to_canonical());
         let mut best = self.nodes[node].mark;
         for i in 0..width {
             let next = self.nodes[node].child[((bits >> (127 - i)) & 1) as usize];
@@ -251,7 +247,7 @@ impl IgnoreList {
 /// The addresses of a DNS name, IPv4-mapped ones folded.
 fn resolve(name: &str) -> Vec<IpNet> {
     let mut nets: Vec<IpNet> = match (name, 0).to_socket_addrs() {
-        Ok(addrs) => addrs.map(|a| IpNet::from(fold(a.ip()))).collect(),
+        Ok(addrs) => addrs.map(|a| IpNet::from(a.ip().to_canonical())).collect(),
         Err(_) => Vec::new(),
     };
     nets.sort();
@@ -276,7 +272,7 @@ pub fn host_addresses() -> Vec<IpAddr> {
     for name in names {
         addrs.extend(resolve(&name).into_iter().map(|n| n.addr()));
     }
-    let mut addrs: Vec<IpAddr> = addrs.into_iter().map(fold).collect();
+    let mut addrs: Vec<IpAddr> = addrs.into_iter().map(|a| a.to_canonical()).collect();
     addrs.sort();
     addrs.dedup();
     addrs
