@@ -91,6 +91,7 @@ impl ConfigError {
     }
 
     /// True when Fail2ban would skip only the jail and go on with the others.
+    #[cfg(test)]
     pub fn skips_jail(&self) -> bool {
         self.jail_skip.is_some()
     }

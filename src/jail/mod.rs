@@ -213,6 +213,7 @@ impl Jail {
     }
 
     /// Makes `bantime.rndtime` draws repeatable.
+    #[cfg(test)]
     pub fn seed_rng(&mut self, seed: u64) {
         self.rng = StdRng::seed_from_u64(seed);
     }
