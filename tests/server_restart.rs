@@ -116,3 +116,64 @@ fn jails_sharing_a_file_each_resume_at_their_own_position() {
     sb.wait_status("test", "two failures", |s| s.total_failed == 2);
     server.stop(&sb);
 }
+
+/// The `jails` rows of the store: (name, enabled), sorted by name.
+fn stored_jails(sb: &Sandbox) -> Vec<(String, bool)> {
+    let db = rusqlite::Connection::open(sb.path("lib/fail2ban.sqlite3")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT name, enabled FROM jails ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? == 1)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Waits until the store's `jails` rows are `want` (the store thread writes
+/// after the command's answer may have gone out).
+fn wait_stored_jails(sb: &Sandbox, want: &[(&str, bool)]) {
+    let want: Vec<(String, bool)> = want.iter().map(|(n, e)| (n.to_string(), *e)).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = stored_jails(sb);
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jails rows {got:?}, want {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn jails_that_leave_are_disabled_in_the_store_and_purged_later() {
+    let sb = Sandbox::new("");
+    let old = format!(
+        "[old]\nenabled = true\nfilter = test-auth\nlogpath = {}\n",
+        sb.path("auth.log").display()
+    );
+    sb.write("etc/jail.local", &old);
+    let server = sb.start();
+    wait_stored_jails(&sb, &[("old", true), ("test", true)]);
+    server.stop(&sb);
+    // Removed while the server was down: the start leaves it disabled.
+    sb.write("etc/jail.local", "");
+    let server = sb.start();
+    wait_stored_jails(&sb, &[("old", false), ("test", true)]);
+    server.stop(&sb);
+    // The next start's purge deletes it (no bans); `test` stays.
+    let server = sb.start();
+    wait_stored_jails(&sb, &[("test", true)]);
+    // Gone at a reload, or stopped: disabled at once.
+    sb.write("etc/jail.local", &old);
+    sb.ok(&["reload"]);
+    wait_stored_jails(&sb, &[("old", true), ("test", true)]);
+    sb.write("etc/jail.local", "");
+    sb.ok(&["reload"]);
+    wait_stored_jails(&sb, &[("old", false), ("test", true)]);
+    sb.ok(&["stop", "test"]);
+    wait_stored_jails(&sb, &[("old", false), ("test", false)]);
+    server.stop(&sb);
+}

@@ -328,10 +328,12 @@ impl Core {
     /// `stop <jail>`, `stop --all`: the jails stop (everything they ban is
     /// unbanned); answered once their actions have stopped.
     fn stop_jails(&mut self, ids: Vec<JailId>) -> Result {
-        let waits: Vec<_> = ids
-            .into_iter()
-            .filter_map(|id| self.stop_jail(id, StopMode::Full))
-            .collect();
+        let mut waits = Vec::new();
+        for id in ids {
+            let name = self.jails[id].name.clone();
+            waits.extend(self.stop_jail(id, StopMode::Full));
+            self.disable_in_store(&name);
+        }
         Ok(Answer::After(all_done(waits), Value::Null))
     }
 

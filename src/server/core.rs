@@ -808,6 +808,19 @@ impl Core {
         Some(out)
     }
 
+    /// Marks a jail that leaves while the server runs (`stop <jail>`, gone
+    /// from the configuration at a reload) disabled in the store, as
+    /// Fail2ban does, so the purge deletes it once it holds no bans. Not at
+    /// shutdown: the next start marks every jail it does not run.
+    pub(crate) fn disable_in_store(&self, name: &str) {
+        let name = name.to_string();
+        self.store.with(move |s| {
+            if let Some(Err(e)) = s.map(|s| s.disable_jail(&name)) {
+                tracing::error!(target: "fail2ban.database", "{e}");
+            }
+        });
+    }
+
     pub(crate) fn jail_id(&self, name: &str) -> Result<JailId, CmdError> {
         self.names
             .get(name)

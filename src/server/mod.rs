@@ -292,8 +292,15 @@ fn open_store(server: &ServerDef) -> Result<Option<Store>, String> {
             .dbmaxmatches
             .map_or(DEFAULT_MAX_MATCHES, |n| n as usize),
     );
-    // Old rows go at start, then hourly (the store thread).
-    if let Err(e) = store.purge(crate::util::now() as i64) {
+    // Old rows go at start, then hourly (the store thread). Then every jail
+    // is marked disabled, as Fail2ban does on opening its database; the
+    // jails that start enable themselves again, so those no longer
+    // configured go at a later purge once their bans have.
+    let marked = store
+        .purge(crate::util::now() as i64)
+        .map(drop)
+        .and_then(|()| store.disable_all_jails());
+    if let Err(e) = marked {
         tracing::error!(target: "fail2ban.database", "{e}");
     }
     Ok(Some(store))

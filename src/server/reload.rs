@@ -215,6 +215,7 @@ impl Core {
         for name in &b.gone {
             if let Some(id) = self.names.get(name).copied() {
                 waits.extend(self.stop_jail(id, crate::action::StopMode::Full));
+                self.disable_in_store(name);
             }
         }
         let now = crate::util::now();
