@@ -16,22 +16,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-need_root
-lines=${1:-100000}
-jails=("${MAIL_JAILS[@]}")
-
-sides
-work_dir W
-log=$W/mail.log
-mail_log "$log" "$lines"
+mail_bench "${1:-100000}"
 
 declare -A failed banned
 for i in "${!NAMES[@]}"; do
     n=${NAMES[i]}
-    sb_new SB "decide$i"
-    mail_jails "$SB" "$log" "maxretry = 2" "findtime = 1w" "bantime = 1w"
-    sb_launch "$SB" "${SERVERS[i]}" "${CLIENTS[i]}"
-    wait_counts "$SB" "${QUIET:-3}" "${TIMEOUT:-600}" "${jails[@]}" >/dev/null
+    mail_side SB "decide$i" "$i" "maxretry = 2" "findtime = 1w" "bantime = 1w"
+    wait_counts "$SB" "${QUIET:-3}" "${TIMEOUT:-600}" "${MAIL_JAILS[@]}" >/dev/null
     while read -r j f b; do
         failed[$n.$j]=$f
         banned_list "$SB" "$j" >"$W/$n.$j"
@@ -41,7 +32,7 @@ for i in "${!NAMES[@]}"; do
 done
 
 fail=0
-for j in "${jails[@]}"; do
+for j in "${MAIL_JAILS[@]}"; do
     echo "[$j]"
     for n in "${NAMES[@]}"; do
         printf '  %-12s Total failed %6s, banned %s\n' "$n" "${failed[$n.$j]}" "${banned[$n.$j]}"

@@ -21,22 +21,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-need_root
-lines=${1:-100000}
-jails=("${MAIL_JAILS[@]}")
-
-sides
-work_dir W
-log=$W/mail.log
-mail_log "$log" "$lines"
+mail_bench "${1:-100000}"
 
 declare -A count lo hi round cpu
 for i in "${!NAMES[@]}"; do
     n=${NAMES[i]}
-    sb_new SB "ingest$i"
-    mail_jails "$SB" "$log" "maxretry = 1000000000" "findtime = 1d"
-    sb_launch "$SB" "${SERVERS[i]}" "${CLIENTS[i]}"
-    read -r lo[$n] hi[$n] round[$n] < <(wait_counts "$SB" "${QUIET:-3}" "${TIMEOUT:-600}" "${jails[@]}")
+    mail_side SB "ingest$i" "$i" "maxretry = 1000000000" "findtime = 1d"
+    read -r lo[$n] hi[$n] round[$n] < <(wait_counts "$SB" "${QUIET:-3}" "${TIMEOUT:-600}" "${MAIL_JAILS[@]}")
     cpu[$n]=$(sb_cpu "$SB")
     while read -r j f _; do count[$n.$j]=$f; done <"$SB/counts"
     sb_destroy "$SB"
@@ -45,7 +36,7 @@ done
 ROW_LABEL=18 ROW_WIDTH=16
 fail=0
 row "Total failed" "${NAMES[@]}"
-for j in "${jails[@]}"; do
+for j in "${MAIL_JAILS[@]}"; do
     vals=()
     for n in "${NAMES[@]}"; do vals+=("${count[$n.$j]}"); done
     row "  $j" "${vals[@]}"

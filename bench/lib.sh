@@ -391,28 +391,36 @@ mailserver_start() {
 # The jails that read the generated mail log (ingest.sh, decisions.sh).
 MAIL_JAILS=(sshd dovecot postfix postfix-sasl)
 
-# mail_log OUT LINES: a generated mail log of LINES lines (genlog.py, 5%
-# failures, seed $SEED or 7, ending now), announced on stdout.
-mail_log() {
-    genlog "$1" "$2" 0.05 "${SEED:-7}" now
-    echo "# log: $2 lines (genlog.py seed ${SEED:-7}, 5% failures, ending now)"
+# mail_bench LINES: the start of a script comparing the servers on the
+# generated mail log: root and tools checked, the servers chosen (sides), a
+# work directory in W and a mail log of LINES lines (genlog.py, 5% failures,
+# seed $SEED or 7, ending now) in MAIL_LOG, announced on stdout.
+mail_bench() {
+    need_root
+    sides
+    work_dir W
+    MAIL_LOG=$W/mail.log
+    genlog "$MAIL_LOG" "$1" 0.05 "${SEED:-7}" now
+    echo "# log: $1 lines (genlog.py seed ${SEED:-7}, 5% failures, ending now)"
 }
 
-# mail_jails SB LOG [LINE...]: jail.local in SB with MAIL_JAILS reading LOG
-# (backend auto, postfix in mode extra) and no action; the LINEs (`key =
-# value`) go to [DEFAULT].
-mail_jails() {
-    local sb=$1 log=$2 j
-    shift 2
+# mail_side VAR TAG I [LINE...]: a sandbox (its directory in VAR) running
+# server I of sides, with MAIL_JAILS reading MAIL_LOG (backend auto, postfix
+# in mode extra) and no action; the LINEs (`key = value`) go to [DEFAULT].
+mail_side() {
+    local var=$1 tag=$2 i=$3 j
+    shift 3
+    sb_new "$var" "$tag"
     {
         echo "[DEFAULT]"
         printf '%s\n' "$@"
         echo "action ="
         for j in "${MAIL_JAILS[@]}"; do
-            printf '[%s]\nenabled = true\nlogpath = %s\nbackend = auto\n' "$j" "$log"
+            printf '[%s]\nenabled = true\nlogpath = %s\nbackend = auto\n' "$j" "$MAIL_LOG"
             if [ "$j" = postfix ]; then echo "mode = extra"; fi
         done
-    } | sb_put "$sb" jail.local
+    } | sb_put "${!var}" jail.local
+    sb_launch "${!var}" "${SERVERS[i]}" "${CLIENTS[i]}"
 }
 
 # row LABEL VALUE...: a line of a side-by-side table: LABEL in ROW_LABEL

@@ -199,38 +199,29 @@ fn commands_that_need_no_server() {
     let r = run(&[]);
     assert_eq!(r.code, 255);
     assert!(r.stdout.starts_with("Usage: "));
-    let r = run(&["-z", "status"]);
-    assert_eq!(r.code, 255);
-    assert!(
-        r.stderr.contains("Init of command line failed"),
-        "{}",
-        r.stderr
-    );
+    // Exit 255, with each of `needles` on stderr.
+    let fails = |args: &[&str], needles: &[&str]| {
+        let r = run(args);
+        assert_eq!(r.code, 255, "{args:?}");
+        for n in needles {
+            assert!(r.stderr.contains(n), "{args:?}: {}", r.stderr);
+        }
+    };
+    fails(&["-z", "status"], &["Init of command line failed"]);
     // A value the server cannot take: -t says which (Fail2ban's -t lets
     // it through and its server fails on it).
     sb.write("etc/jail.local", "[test]\nmaxretry = lots\n");
-    let r = run(&["-t"]);
-    assert_eq!(r.code, 255);
     let jail_local = sb.path("etc/jail.local");
-    assert!(
-        r.stderr.contains(&format!("{}:2", jail_local.display())),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("ERROR: test configuration failed"),
-        "{}",
-        r.stderr
+    fails(
+        &["-t"],
+        &[
+            &format!("{}:2", jail_local.display()),
+            "ERROR: test configuration failed",
+        ],
     );
     // Broken syntax: -d names the line.
     sb.write("etc/jail.local", "[test]\nmaxretry = 3\nnot an option\n");
-    let r = run(&["-d"]);
-    assert_eq!(r.code, 255);
-    assert!(
-        r.stderr.contains(&format!("{}:3: ", jail_local.display())),
-        "{}",
-        r.stderr
-    );
+    fails(&["-d"], &[&format!("{}:3: ", jail_local.display())]);
     // No server: said so on stderr, exit 255, nothing on stdout.
     for cmd in [
         &["status"][..],

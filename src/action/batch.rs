@@ -110,13 +110,13 @@ fn parse_iptables<'a>(w: &[&'a str]) -> Option<Parsed<'a>> {
 }
 
 /// One process for all of `cmds`, when they allow it (at least two).
-pub fn plan(cmds: &[String]) -> Option<Batch> {
+pub fn plan<S: AsRef<str>>(cmds: &[S]) -> Option<Batch> {
     if cmds.len() < 2 {
         return None;
     }
     let mut parsed = Vec::with_capacity(cmds.len());
     for c in cmds {
-        let w = plain_words(c)?;
+        let w = plain_words(c.as_ref())?;
         parsed.push(parse_ipset(&w).or_else(|| parse_iptables(&w))?);
     }
     let head = &parsed[0].head;

@@ -530,9 +530,36 @@ impl CommandAction {
         Check::Sane
     }
 
-    /// Runs the ticket's command; when it fails, checks (and repairs) the
+    /// The operation's command for each ticket of `group`, rendered once for
+    /// the batch and for the commands one by one.
+    async fn render_group(
+        &mut self,
+        op: Op,
+        group: &[&Ticket],
+        fam: Fam,
+    ) -> Vec<Result<Script, ActionError>> {
+        let cmd = match self.command(op, fam) {
+            Ok(c) => c,
+            Err(e) => return vec![Err(e); group.len()],
+        };
+        let mut scripts = Vec::with_capacity(group.len());
+        for t in group {
+            let script = self.render(&cmd, Some(t), fam).await;
+            scripts.push(script.map_err(|e| e.on(&t.fid)));
+        }
+        scripts
+    }
+
+    /// Runs the ticket's script; when it fails, checks (and repairs) the
     /// invariant and tries once more.
-    async fn process(&mut self, op: Op, t: &Ticket, fam: Fam) -> Outcome {
+    async fn process(
+        &mut self,
+        op: Op,
+        t: &Ticket,
+        fam: Fam,
+        script: Result<Script, ActionError>,
+    ) -> Outcome {
+        let script = script?;
         let has_check = self.has(Op::Check);
         let mut last = None;
         for attempt in 0..2 {
@@ -549,11 +576,6 @@ impl CommandAction {
                     }
                 }
             }
-            let cmd = self.command(op, fam)?;
-            let script = self
-                .render(&cmd, Some(t), fam)
-                .await
-                .map_err(|e| e.on(&t.fid))?;
             match self.exec(&script, op).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e.on(&t.fid)),
@@ -562,18 +584,15 @@ impl CommandAction {
         Err(last.expect("two attempts were made"))
     }
 
-    /// Tries the whole group as one process; true when that worked.
-    async fn try_batch(&mut self, op: Op, group: &[&Ticket], fam: Fam) -> bool {
-        if group.len() < 2 {
+    /// Tries the group's scripts as one process; true when that worked.
+    async fn try_batch(&self, op: Op, scripts: &[Result<Script, ActionError>]) -> bool {
+        if scripts.len() < 2 {
             return false;
         }
-        let Ok(cmd) = self.command(op, fam) else {
-            return false;
-        };
-        let mut texts = Vec::with_capacity(group.len());
-        for t in group {
-            match self.render(&cmd, Some(t), fam).await {
-                Ok(s) if s.env.is_empty() => texts.push(s.text),
+        let mut texts = Vec::with_capacity(scripts.len());
+        for s in scripts {
+            match s {
+                Ok(s) if s.env.is_empty() => texts.push(s.text.as_str()),
                 _ => return false,
             }
         }
@@ -585,7 +604,7 @@ impl CommandAction {
         match sys::run(c, Some(b.input.into_bytes()), self.timeout).await {
             Ok(out) if out.success() => {
                 tracing::debug!(target: "fail2ban.action",
-                    "[{}] {}: {} x {} in one {}", self.jail, self.name, group.len(), op.key(), b.program);
+                    "[{}] {}: {} x {} in one {}", self.jail, self.name, scripts.len(), op.key(), b.program);
                 true
             }
             Ok(out) => {
@@ -632,15 +651,16 @@ impl CommandAction {
                     continue;
                 }
             }
-            if self.try_batch(Op::Ban, &group, fam).await {
+            let scripts = self.render_group(Op::Ban, &group, fam).await;
+            if self.try_batch(Op::Ban, &scripts).await {
                 *self.started.entry(fam).or_insert(0) |= STARTED | HAS_ITEMS;
                 for t in &group {
                     self.unenforced.remove(&t.fid);
                 }
                 continue;
             }
-            for t in group {
-                match self.process(Op::Ban, t, fam).await {
+            for (t, script) in group.into_iter().zip(scripts) {
+                match self.process(Op::Ban, t, fam, script).await {
                     Ok(()) => {
                         *self.started.entry(fam).or_insert(0) |= STARTED | HAS_ITEMS;
                         self.unenforced.remove(&t.fid);
@@ -664,11 +684,12 @@ impl CommandAction {
             if self.started.get(&fam).map_or(true, |v| v & HAS_ITEMS == 0) {
                 continue;
             }
-            if self.try_batch(Op::Unban, &group, fam).await {
+            let scripts = self.render_group(Op::Unban, &group, fam).await;
+            if self.try_batch(Op::Unban, &scripts).await {
                 continue;
             }
-            for t in group {
-                if let Err(e) = self.process(Op::Unban, t, fam).await {
+            for (t, script) in group.into_iter().zip(scripts) {
+                if let Err(e) = self.process(Op::Unban, t, fam, script).await {
                     first = first.and(Err(e));
                 }
             }

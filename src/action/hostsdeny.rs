@@ -103,14 +103,18 @@ impl HostsDeny {
     pub fn ban(&mut self, tickets: &[Ticket]) -> Outcome {
         let mut bad = Ok(());
         let mut lines = Vec::with_capacity(tickets.len());
+        let mut banned = Vec::with_capacity(tickets.len());
         for t in tickets {
             match self.line(t) {
-                Ok(l) => lines.push(l),
+                Ok(l) => {
+                    lines.push(l);
+                    banned.push(t);
+                }
                 Err(e) => bad = bad.and(Err(e)),
             }
         }
         let written = self.append(&lines);
-        for t in tickets.iter().filter(|t| t.target().is_some()) {
+        for t in banned {
             match &written {
                 Ok(()) => self.pending.remove(&t.fid),
                 Err(_) => self.pending.insert(t.fid.clone(), t.clone()),

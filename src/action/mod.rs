@@ -406,20 +406,15 @@ struct Worker {
 pub struct JailActions {
     jail: String,
     workers: Vec<Worker>,
-    merged_info: bool,
 }
 
 impl JailActions {
     /// Builds the jail's actions and starts their tasks (inside a tokio runtime).
     /// Nothing runs until [`start`](Self::start).
     pub fn new(jail: &str, defs: &[ActionDef], settings: &Settings) -> JailActions {
-        let mut merged_info = false;
         let workers = defs
             .iter()
             .map(|def| {
-                merged_info |= ["ipmatches", "ipjailmatches", "ipfailures", "ipjailfailures"]
-                    .iter()
-                    .any(|t| mentions(def, t));
                 let norestored = def.get("norestored").is_some_and(truthy);
                 let env = sys::Env {
                     path: settings.path.clone(),
@@ -450,7 +445,6 @@ impl JailActions {
         JailActions {
             jail: jail.to_string(),
             workers,
-            merged_info,
         }
     }
 
@@ -512,13 +506,6 @@ impl JailActions {
     /// Whether every action carries out every ban it was given.
     pub fn enforced(&self) -> bool {
         self.status().iter().all(|s| s.enforced)
-    }
-
-    /// Whether some command uses `<ipmatches>`, `<ipjailmatches>`,
-    /// `<ipfailures>` or `<ipjailfailures>`, so tickets need [`Ticket::merged_all`]
-    /// / [`Ticket::merged_jail`] from the database.
-    pub fn uses_merged_info(&self) -> bool {
-        self.merged_info
     }
 
     async fn send(
@@ -633,12 +620,6 @@ fn timeout_of(jail: &str, def: &ActionDef) -> Duration {
             DEFAULT_TIMEOUT
         }
     }
-}
-
-/// Whether any option of the action mentions `<tag>`.
-fn mentions(def: &ActionDef, tag: &str) -> bool {
-    let needle = format!("<{tag}>");
-    def.options.iter().any(|(_, v)| v.contains(&needle))
 }
 
 /// Fail2ban's boolean option values.

@@ -988,7 +988,7 @@ impl Nft {
                 continue;
             }
             let tops = state.banned.tops();
-            let all: Vec<String> = tops.iter().map(|x| x.display(fam)).collect();
+            let all = || tops.iter().map(|x| x.display(fam)).collect::<Vec<_>>();
             match set_now {
                 Some(set) if set.interval && set.addr_type == s.addr_type => {
                     for (i, r) in s.rules.iter().enumerate() {
@@ -1025,7 +1025,7 @@ impl Nft {
                         .map(|x| x.display(fam))
                         .collect();
                     // Elements logban cannot name are flushed too.
-                    let refill = (set.opaque || stale.len() > REFILL_AFTER).then_some(all);
+                    let refill = (set.opaque || stale.len() > REFILL_AFTER).then(all);
                     tx.update(&p, &s.name, &stale, &missing, refill);
                 }
                 other => {
@@ -1036,7 +1036,7 @@ impl Nft {
                         tx.push(format!("delete set {p} {}", s.name));
                     }
                     spec.add_set_and_rules(&mut tx, fam);
-                    tx.elements("add", &p, &s.name, &all);
+                    tx.elements("add", &p, &s.name, &all());
                 }
             }
         }

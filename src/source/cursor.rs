@@ -274,17 +274,19 @@ impl Cursor {
         self.sig_len = (self.sig_len + bytes.len()).min(SIG_LEN);
     }
 
-    /// Reads the next batch of complete lines; None when there is nothing new.
-    /// `chunk` is scratch space of CHUNK bytes.
+    /// Reads the next batch of complete lines, for `watches` following
+    /// `path`; None when there is nothing new. `chunk` is scratch space of
+    /// CHUNK bytes.
     pub fn read_batch(
         &mut self,
         path: &Arc<Path>,
+        watches: &Arc<[super::WatchId]>,
         current: bool,
         chunk: &mut [u8],
     ) -> io::Result<Option<Batch>> {
         let mut batch = Batch {
             path: path.clone(),
-            watches: Arc::from([]),
+            watches: watches.clone(),
             file: self.id,
             current,
             backlog: self.backlog,
@@ -322,6 +324,8 @@ impl Cursor {
         let base = self.read_pos;
         self.read_pos += data.len() as u64;
         self.push_sig(data);
+        // One allocation for the chunk's lines instead of repeated doubling.
+        batch.text.reserve(data.len());
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', data) {
             let end = base + nl as u64 + 1;

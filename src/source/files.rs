@@ -377,9 +377,8 @@ fn drain(
 ) -> bool {
     let mut any = false;
     loop {
-        match c.read_batch(path, current, chunk) {
-            Ok(Some(mut b)) => {
-                b.watches = watches.clone();
+        match c.read_batch(path, watches, current, chunk) {
+            Ok(Some(b)) => {
                 any = true;
                 out(FileEvent::Lines(b));
             }

@@ -259,6 +259,14 @@ fn receive(rx: &Receiver<JournalEvent>, n: usize, got: &mut Vec<(JournalEntry, b
     }
 }
 
+/// An executable `DIR/journalctl` running the shell `body`.
+fn fake_journalctl(dir: &Path, body: &str) -> PathBuf {
+    let script = dir.join("journalctl");
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script
+}
+
 fn lines(got: &[(JournalEntry, bool)]) -> Vec<&str> {
     got.iter().map(|(e, _)| e.line.as_str()).collect()
 }
@@ -323,14 +331,14 @@ fn a_dying_journalctl_is_restarted_after_the_last_cursor() {
     let file = dir.path().join("test.journal");
     write_journal(&file, &[sshd(1, "1"), sshd(2, "2")]);
     // A journalctl that dies after a moment, logging its arguments.
-    let script = dir.path().join("journalctl");
     let log = dir.path().join("args.log");
-    let body = format!(
-        "#!/bin/sh\necho \"$@\" >> '{}'\nexec timeout 1 journalctl \"$@\"\n",
-        log.display()
+    let script = fake_journalctl(
+        dir.path(),
+        &format!(
+            "echo \"$@\" >> '{}'\nexec timeout 1 journalctl \"$@\"",
+            log.display()
+        ),
     );
-    std::fs::write(&script, body).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let runs = || std::fs::read_to_string(&log).unwrap_or_default();
     let mut o = options(&file);
     o.program = script.clone();
@@ -387,13 +395,13 @@ fn a_long_catch_up_comes_in_bounded_batches() {
         .map(|i| format!("{{\"__CURSOR\":\"{i}\",\"MESSAGE\":\"m\"}}\n"))
         .collect();
     std::fs::write(&entries, text).unwrap();
-    let script = dir.path().join("journalctl");
-    let body = format!(
-        "#!/bin/sh\ncase \"$*\" in *--lines=1*) exit 0;; esac\nsleep 0.3\ncat '{}'\nexec sleep 30\n",
-        entries.display()
+    let script = fake_journalctl(
+        dir.path(),
+        &format!(
+            "case \"$*\" in *--lines=1*) exit 0;; esac\nsleep 0.3\ncat '{}'\nexec sleep 30",
+            entries.display()
+        ),
     );
-    std::fs::write(&script, body).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut o = JournalOptions::new("");
     o.program = script;
     let (tx, rx) = mpsc::sync_channel(64);
