@@ -118,6 +118,7 @@ impl MergedBans {
     }
 }
 
+#[cfg(test)]
 /// How often an address was banned, as Fail2ban's `getBan` reads `bips` for
 /// `bantime.increment`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,6 +317,7 @@ impl Store {
         })
     }
 
+    #[cfg(test)]
     /// Names of the jails, sorted: all of them, or the enabled or disabled ones.
     pub fn jail_names(&mut self, enabled: Option<bool>) -> Result<Vec<String>> {
         self.read(|conn| {
@@ -332,6 +334,7 @@ impl Store {
         self.read(|conn| log_row(conn, jail, path))
     }
 
+    #[cfg(test)]
     /// Registers a log as a jail starts following it, with the md5 of its first line
     /// and the position it would start at, and tells where to resume: the stored
     /// position if the first line is unchanged (or `firstlinemd5` is `None`), else
@@ -379,6 +382,7 @@ impl Store {
         })
     }
 
+    #[cfg(test)]
     /// Stores one ban: see [`add_bans`](Store::add_bans).
     pub fn add_ban(&mut self, ban: &BanRecord) -> Result<()> {
         self.add_bans(std::slice::from_ref(ban))
@@ -502,6 +506,7 @@ impl Store {
         })
     }
 
+    #[cfg(test)]
     /// The bans of an address in a jail or in all jails, as Fail2ban's `getBan` gives
     /// them to `bantime.increment`: `None` if the address was not banned (or was
     /// purged or unbanned since).
