@@ -727,9 +727,8 @@ impl Core {
         });
     }
 
-    /// Logs `Unban` and hands the unbans to the actions, after whatever the
-    /// store thread has queued (a ban of the same address waiting for its
-    /// commit goes out first).
+    /// Logs `Unban` and hands the unbans to the actions (see
+    /// [`unban_after_store`]).
     pub(crate) fn unbanned(
         &mut self,
         id: JailId,
@@ -739,12 +738,7 @@ impl Core {
         if bans.is_empty() {
             return done_now(done);
         }
-        let rt = &self.jails[id];
-        let name = rt.name.clone();
-        let actions = rt.actions.sender();
-        self.store.run(move || {
-            actions.send(Op::Unban(unban_tickets(&name, &bans)), done);
-        });
+        unban_after_store(&self.store, &self.jails[id], bans, Op::Unban, done);
     }
 
     fn begin_stop(&mut self, reply: Option<oneshot::Sender<Reply>>) {
@@ -798,12 +792,9 @@ impl Core {
             tokio::task::spawn_blocking(stop);
         }
         let bans = rt.jail.unban_all();
-        let name = rt.name.clone();
-        let actions = rt.actions.sender();
         let (done, wait) = oneshot::channel();
-        self.store.run(move || {
-            actions.send(Op::Stop(unban_tickets(&name, &bans), mode), Some(done));
-        });
+        let stop = move |tickets| Op::Stop(tickets, mode);
+        unban_after_store(&self.store, &rt, bans, stop, Some(done));
         let (stopped, out) = oneshot::channel();
         let name = rt.name.clone();
         tokio::spawn(async move {
@@ -840,13 +831,24 @@ fn done_now(done: Option<oneshot::Sender<()>>) {
     }
 }
 
-/// Logs `Unban` for each ban (on the store thread, in queue order) and
-/// gives the tickets the actions take.
-fn unban_tickets(jail: &str, bans: &[Ban]) -> Vec<crate::action::Ticket> {
-    for b in bans {
-        notice!(target: "fail2ban.actions", "[{jail}] Unban {}", b.id);
-    }
-    bans.iter().map(|b| ticket(b, None)).collect()
+/// Logs `Unban` for each ban and hands their tickets to the jail's actions
+/// as `op`, after whatever the store thread has queued (a ban of the same
+/// address waiting for its commit goes out first).
+fn unban_after_store(
+    store: &StoreHandle,
+    rt: &JailRt,
+    bans: Vec<Ban>,
+    op: impl FnOnce(Vec<crate::action::Ticket>) -> Op + Send + 'static,
+    done: Option<oneshot::Sender<()>>,
+) {
+    let name = rt.name.clone();
+    let actions = rt.actions.sender();
+    store.run(move || {
+        for b in &bans {
+            notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
+        }
+        actions.send(op(bans.iter().map(|b| ticket(b, None)).collect()), done);
+    });
 }
 
 fn log_ignored(jail: &str, fid: &str, by: IgnoredBy) {
