@@ -297,17 +297,14 @@ impl<'a> Client<'a> {
     }
 
     fn print(&self, cmd: &[String], reply: Reply) -> i32 {
-        let mut out = std::io::stdout().lock();
-        match reply {
+        let (text, code) = match reply {
             Reply::Ok(v) => {
                 let text = if self.opts.json {
                     json::shape(cmd, &v).to_string()
                 } else {
                     output::beautify(cmd, &v)
                 };
-                let _ = writeln!(out, "{text}");
-                let _ = out.flush();
-                0
+                (text, 0)
             }
             Reply::Error(e) => {
                 self.report.error(&format!(
@@ -319,11 +316,13 @@ impl<'a> Client<'a> {
                 } else {
                     output::beautify_error(&e)
                 };
-                let _ = writeln!(out, "{text}");
-                let _ = out.flush();
-                255
+                (text, 255)
             }
-        }
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+        code
     }
 
     /// fail2ban-client's words for a server it cannot reach.

@@ -682,17 +682,18 @@ impl Core {
             }
             // Fail2ban forgets the address in the database even when it is
             // not banned now.
-            forget.push(bid.to_string());
-            forget.extend(gone.iter().map(|b| b.id.to_string()));
+            forget.push(bid.clone());
+            forget.extend(gone.iter().map(|b| b.id.clone()));
             unbanned.extend(gone);
         }
         forget.sort();
         forget.dedup();
         let name = rt.name.clone();
-        for ip in &forget {
-            self.history.forget(&name, &BanId::parse(ip));
+        for bid in &forget {
+            self.history.forget(&name, bid);
         }
-        self.store.remove_bans(&name, forget);
+        let ips = forget.iter().map(BanId::to_string).collect();
+        self.store.remove_bans(&name, ips);
         let count = unbanned.len();
         let (done, wait) = oneshot::channel();
         self.unbanned(id, unbanned, Some(done));

@@ -109,18 +109,17 @@ pub(crate) struct JailRt {
 
 /// A jail set idle: Fail2ban stops reading its logs and reads what was
 /// written meanwhile when it resumes. Here one reader serves every jail of
-/// a file, so the jail's failures are read and wait, with the positions
-/// after them (stored only once they are counted), up to the failure-table
-/// cap.
+/// a file, so the jail's failures are read and wait, up to the
+/// failure-table cap; the positions after them (the jail's last ones) are
+/// stored only once they are counted.
 #[derive(Default)]
 pub(crate) struct Paused {
     failures: Vec<Failure>,
-    positions: HashMap<String, Position>,
     dropped: u64,
 }
 
 impl Paused {
-    fn hold(&mut self, jail: &str, failures: Vec<Failure>, position: Option<Position>, cap: usize) {
+    fn hold(&mut self, jail: &str, failures: Vec<Failure>, cap: usize) {
         let room = cap.saturating_sub(self.failures.len());
         let over = failures.len().saturating_sub(room);
         if over > 0 && self.dropped == 0 {
@@ -130,9 +129,6 @@ impl Paused {
         }
         self.dropped += over as u64;
         self.failures.extend(failures.into_iter().take(room));
-        if let Some(p) = position {
-            self.positions.insert(p.path.clone(), p);
-        }
     }
 }
 
@@ -493,11 +489,20 @@ impl Core {
                     return;
                 };
                 if let Some(p) = &position {
-                    rt.positions.insert(p.path.clone(), p.clone());
+                    // In place once the source is known: no allocation per batch.
+                    match rt.positions.get_mut(&p.path) {
+                        Some(last) => {
+                            last.hash.clone_from(&p.hash);
+                            last.pos = p.pos;
+                        }
+                        None => {
+                            rt.positions.insert(p.path.clone(), p.clone());
+                        }
+                    }
                 }
                 if let Some(paused) = &mut rt.idle {
                     let cap = rt.jail.settings().max_failures;
-                    paused.hold(&rt.name, failures, position, cap);
+                    paused.hold(&rt.name, failures, cap);
                     return;
                 }
                 self.count(jail, failures, position);
@@ -537,14 +542,15 @@ impl Core {
 
     /// `set <jail> idle off` (or `start <jail>`): the failures read while
     /// idle are counted now, as Fail2ban reads the lines written meanwhile
-    /// when it resumes.
+    /// when it resumes, and the jail's last positions are stored after them.
     pub(crate) fn resume(&mut self, jail: JailId) {
         let Some(paused) = self.jails.get_mut(jail).and_then(|rt| rt.idle.take()) else {
             return;
         };
         self.count(jail, paused.failures, None);
-        for p in paused.positions.into_values() {
-            self.store.position(&self.jails[jail].name, p);
+        let rt = &self.jails[jail];
+        for p in rt.positions.values() {
+            self.store.position(&rt.name, p.clone());
         }
     }
 
@@ -620,7 +626,7 @@ impl Core {
                     count: ban.count,
                     time: ban.time,
                 };
-                self.history.record(&rt.name.clone(), &ban.id, past);
+                self.history.record(&rt.name, &ban.id, past);
                 banned.push(ban);
             }
             BanOutcome::Already { id: bid, .. } => {
@@ -721,9 +727,8 @@ impl Core {
         });
     }
 
-    /// Logs `Unban` and hands the unbans to the actions, after whatever the
-    /// store thread has queued (a ban of the same address waiting for its
-    /// commit goes out first).
+    /// Logs `Unban` and hands the unbans to the actions (see
+    /// [`unban_after_store`]).
     pub(crate) fn unbanned(
         &mut self,
         id: JailId,
@@ -733,12 +738,7 @@ impl Core {
         if bans.is_empty() {
             return done_now(done);
         }
-        let rt = &self.jails[id];
-        let name = rt.name.clone();
-        let actions = rt.actions.sender();
-        self.store.run(move || {
-            actions.send(Op::Unban(unban_tickets(&name, &bans)), done);
-        });
+        unban_after_store(&self.store, &self.jails[id], bans, Op::Unban, done);
     }
 
     fn begin_stop(&mut self, reply: Option<oneshot::Sender<Reply>>) {
@@ -792,12 +792,9 @@ impl Core {
             tokio::task::spawn_blocking(stop);
         }
         let bans = rt.jail.unban_all();
-        let name = rt.name.clone();
-        let actions = rt.actions.sender();
         let (done, wait) = oneshot::channel();
-        self.store.run(move || {
-            actions.send(Op::Stop(unban_tickets(&name, &bans), mode), Some(done));
-        });
+        let stop = move |tickets| Op::Stop(tickets, mode);
+        unban_after_store(&self.store, &rt, bans, stop, Some(done));
         let (stopped, out) = oneshot::channel();
         let name = rt.name.clone();
         tokio::spawn(async move {
@@ -847,13 +844,24 @@ fn done_now(done: Option<oneshot::Sender<()>>) {
     }
 }
 
-/// Logs `Unban` for each ban (on the store thread, in queue order) and
-/// gives the tickets the actions take.
-fn unban_tickets(jail: &str, bans: &[Ban]) -> Vec<crate::action::Ticket> {
-    for b in bans {
-        notice!(target: "fail2ban.actions", "[{jail}] Unban {}", b.id);
-    }
-    bans.iter().map(|b| ticket(b, None)).collect()
+/// Logs `Unban` for each ban and hands their tickets to the jail's actions
+/// as `op`, after whatever the store thread has queued (a ban of the same
+/// address waiting for its commit goes out first).
+fn unban_after_store(
+    store: &StoreHandle,
+    rt: &JailRt,
+    bans: Vec<Ban>,
+    op: impl FnOnce(Vec<crate::action::Ticket>) -> Op + Send + 'static,
+    done: Option<oneshot::Sender<()>>,
+) {
+    let name = rt.name.clone();
+    let actions = rt.actions.sender();
+    store.run(move || {
+        for b in &bans {
+            notice!(target: "fail2ban.actions", "[{name}] Unban {}", b.id);
+        }
+        actions.send(op(bans.iter().map(|b| ticket(b, None)).collect()), done);
+    });
 }
 
 fn log_ignored(jail: &str, fid: &str, by: IgnoredBy) {
@@ -1107,30 +1115,40 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_jail_holds_failures_up_to_the_cap_and_the_last_position_per_source() {
+    fn an_idle_jail_holds_failures_up_to_the_cap() {
         let mut p = Paused::default();
-        let pos = |path: &str, pos| Position {
-            path: path.into(),
-            hash: String::new(),
-            pos,
-        };
-        p.hold(
-            "j",
-            vec![failure("192.0.2.1"), failure("192.0.2.2")],
-            Some(pos("a", 10)),
-            3,
-        );
-        p.hold(
-            "j",
-            vec![failure("192.0.2.3"), failure("192.0.2.4")],
-            Some(pos("a", 20)),
-            3,
-        );
-        p.hold("j", vec![], Some(pos("b", 5)), 3);
+        p.hold("j", vec![failure("192.0.2.1"), failure("192.0.2.2")], 3);
+        p.hold("j", vec![failure("192.0.2.3"), failure("192.0.2.4")], 3);
         let fids: Vec<_> = p.failures.iter().map(|f| f.fid.as_str()).collect();
         assert_eq!(fids, ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
         assert_eq!(p.dropped, 1);
-        assert_eq!(p.positions["a"].pos, 20);
-        assert_eq!(p.positions["b"].pos, 5);
+    }
+
+    #[tokio::test]
+    async fn an_idle_jail_stores_the_last_position_per_source_once_it_resumes() {
+        let (store, asked) = StoreHandle::unserved();
+        let (mut core, _events) = core_with(settings(1), store);
+        core.jails[0].idle = Some(Paused::default());
+        let lines = |path: &str, pos, fid: Option<&str>| Ingested::Lines {
+            jail: 0,
+            failures: fid.into_iter().map(failure).collect(),
+            position: Some(Position {
+                path: path.into(),
+                hash: format!("{path}{pos}"),
+                pos,
+            }),
+        };
+        core.on_ingest(lines("a", 10, Some("192.0.2.1")));
+        core.on_ingest(lines("a", 20, None));
+        core.on_ingest(lines("b", 5, None));
+        assert!(asked.kinds().is_empty(), "nothing stored while idle");
+        let positions = &core.jails[0].positions;
+        assert_eq!(
+            (positions["a"].pos, positions["a"].hash.as_str()),
+            (20, "a20")
+        );
+        assert_eq!(positions["b"].pos, 5);
+        core.resume(0);
+        assert_eq!(asked.kinds(), ["bans", "position", "position"]);
     }
 }

@@ -603,19 +603,25 @@ impl FileGroup {
                 };
             }
         }
-        let position = batch.position().map(|p| Position {
+        let mut position = batch.position().map(|p| Position {
             path: batch.path.to_string_lossy().into_owned(),
             hash: p.firstlinemd5,
             pos: p.pos,
         });
-        for m in members.iter_mut() {
-            if !batch.watches.contains(&m.watch) {
-                continue;
-            }
+        let mut to = members
+            .iter_mut()
+            .filter(|m| batch.watches.contains(&m.watch))
+            .peekable();
+        while let Some(m) = to.next() {
+            // A copy for each but the last (usually the only one).
+            let position = match to.peek() {
+                Some(_) => position.clone(),
+                None => position.take(),
+            };
             let msg = Ingested::Lines {
                 jail: m.jail,
                 failures: std::mem::take(&mut m.found),
-                position: position.clone(),
+                position,
             };
             if core.blocking_send(msg).is_err() {
                 return false;

@@ -425,55 +425,29 @@ pub fn time2str(t: f64) -> String {
 /// Fail2ban's `MyTime.seconds2str`: a duration in at most three units,
 /// rounded to the largest (`1w 3d`, `2d 7h 15m`, `59m 50s`, `0`).
 pub fn seconds2str(sec: f64) -> String {
-    fn push(r: &mut Vec<String>, n: i64, unit: &str) {
-        r.push(format!("{n}{unit}"));
-    }
+    // (from how many seconds, seconds per rounding step, units as (steps
+    // per unit, name)): the first unit always prints, each next one when
+    // the rest reaches it. Ties round to even, as Python's `round`.
+    const SCALES: [(f64, f64, &[(i64, &str)]); 4] = [
+        (31_536_000.0, 86400.0, &[(365, "y"), (7, "w"), (1, "d")]),
+        (604_800.0, 3600.0, &[(168, "w"), (24, "d"), (1, "h")]),
+        (86400.0, 60.0, &[(1440, "d"), (60, "h"), (1, "m")]),
+        (3595.0, 10.0, &[(360, "h"), (6, "m")]),
+    ];
     let mut r = Vec::new();
-    if sec >= 31_536_000.0 {
-        let mut s = (sec / 86400.0).round() as i64;
-        push(&mut r, s / 365, "y");
-        s %= 365;
-        if s >= 7 {
-            push(&mut r, s / 7, "w");
-            s %= 7;
-        }
-        if s > 0 {
-            push(&mut r, s, "d");
-        }
-    } else if sec >= 604_800.0 {
-        let mut s = (sec / 3600.0).round() as i64;
-        push(&mut r, s / 168, "w");
-        s %= 168;
-        if s >= 24 {
-            push(&mut r, s / 24, "d");
-            s %= 24;
-        }
-        if s > 0 {
-            push(&mut r, s, "h");
-        }
-    } else if sec >= 86400.0 {
-        let mut s = (sec / 60.0).round() as i64;
-        push(&mut r, s / 1440, "d");
-        s %= 1440;
-        if s >= 60 {
-            push(&mut r, s / 60, "h");
-            s %= 60;
-        }
-        if s > 0 {
-            push(&mut r, s, "m");
-        }
-    } else if sec >= 3595.0 {
-        let mut s = (sec / 10.0).round() as i64;
-        push(&mut r, s / 360, "h");
-        s %= 360;
-        if s >= 6 {
-            push(&mut r, s / 6, "m");
+    if let Some((_, step, units)) = SCALES.iter().find(|(min, _, _)| sec >= *min) {
+        let mut s = (sec / step).round_ties_even() as i64;
+        for (i, (per, unit)) in units.iter().enumerate() {
+            if i == 0 || s >= *per {
+                r.push(format!("{}{unit}", s / per));
+                s %= per;
+            }
         }
     } else {
         // Python keeps the fraction here (`1.5s`); whole seconds print bare.
         let mut s = sec;
         if s >= 60.0 {
-            push(&mut r, (s / 60.0).floor() as i64, "m");
+            r.push(format!("{}m", (s / 60.0).floor() as i64));
             s %= 60.0;
         }
         if s != 0.0 {
@@ -727,6 +701,11 @@ mod tests {
         assert_eq!(seconds2str(59.0), "59s");
         assert_eq!(seconds2str(604800.0), "1w");
         assert_eq!(seconds2str(0.0), "0");
+        // Python's `round` takes ties to even (Fail2ban 1.0.2 gives these).
+        assert_eq!(seconds2str(86400.0 * 366.5), "1y 1d");
+        assert_eq!(seconds2str(3600.0 * 170.5), "1w 2h");
+        assert_eq!(seconds2str(60.0 * 1500.5), "1d 1h");
+        assert_eq!(seconds2str(10.0 * 400.5), "1h 6m");
     }
 
     #[test]

@@ -355,13 +355,17 @@ impl Core {
                 }
             }
         }
-        // Files no listed path matches any more leave the list.
+        // Files no listed path matches any more leave the list (each glob
+        // read once, not once per file).
         if let super::core::SourceInfo::Files(files) = &mut rt.source {
+            let listed: Vec<String> = def
+                .logpath
+                .iter()
+                .flat_map(|l| std::iter::once(l.pattern.clone()).chain(l.expand()))
+                .collect();
             files.retain(|f| {
-                def.logpath.iter().any(|l| {
-                    l.pattern == *f.to_string_lossy()
-                        || l.expand().iter().any(|e| **e == *f.to_string_lossy())
-                })
+                let f = f.to_string_lossy();
+                listed.iter().any(|p| *p == *f)
             });
         }
         sources.watch();
