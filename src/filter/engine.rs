@@ -131,10 +131,10 @@ impl Line {
         out.push_str(&self.text[self.post..]);
     }
 
-    fn stripped(&self) -> String {
-        let mut s = String::with_capacity(self.text.len());
-        self.push_stripped(&mut s);
-        s
+    /// Whether the line without its date is `s` (compared in place).
+    fn stripped_is(&self, s: &str) -> bool {
+        let (a, b) = (&self.text[..self.pre], &self.text[self.post..]);
+        s.len() == a.len() + b.len() && s.starts_with(a) && s.ends_with(b)
     }
 
     /// Whether the line without its date has `min` characters or more and
@@ -1614,7 +1614,7 @@ fn split_lines(
     for skipped in re.skipped_lines(text, |i| scratch.get(i)) {
         if let Some(m) = matched[k.min(matched.len())..]
             .iter()
-            .position(|&i| window[i].stripped() == skipped)
+            .position(|&i| window[i].stripped_is(&skipped))
         {
             unmatched.push(matched.remove(k + m));
             k += m;
