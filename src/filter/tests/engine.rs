@@ -497,14 +497,7 @@ fn nofail_lines_count_as_ignored_in_the_report() {
 #[test]
 fn prefilter_rejects_without_changing_results() {
     let d = sshd_like();
-    let mut with = build(&d, server());
-    let mut without = build(
-        &d,
-        FilterOptions {
-            prefilter: false,
-            ..server()
-        },
-    );
+    let (mut with, mut without) = super::with_and_without_prefilter(&d, server());
     assert!(with.prefilter_rejects() && !without.prefilter_rejects());
     let lines = [
         "sshd[4]: Connection from 192.0.2.90 port 1",
