@@ -223,6 +223,17 @@ fn usage_errors_exit_as_fail2ban_regex_does() {
 }
 
 #[test]
+fn a_bad_usedns_is_reported_in_fail2ban_words() {
+    let out = logban(&["--usedns", "BoGus", "x 192.0.2.1", "<HOST>"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Incorrect value 'bogus' specified for usedns. Using safe 'no'"),
+        "{err}"
+    );
+}
+
+#[test]
 fn huge_binary_and_undecodable_lines_are_read_through() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("bad.log");

@@ -131,10 +131,10 @@ impl Line {
         out.push_str(&self.text[self.post..]);
     }
 
-    fn stripped(&self) -> String {
-        let mut s = String::with_capacity(self.text.len());
-        self.push_stripped(&mut s);
-        s
+    /// Whether the line without its date is `s` (compared in place).
+    fn stripped_is(&self, s: &str) -> bool {
+        let (a, b) = (&self.text[..self.pre], &self.text[self.post..]);
+        s.len() == a.len() + b.len() && s.starts_with(a) && s.ends_with(b)
     }
 
     /// Whether the line without its date has `min` characters or more and
@@ -649,9 +649,7 @@ impl Filter {
     /// Processes one log line (already decoded): finds its date, runs the
     /// regexes, pushes the failures found onto `out`.
     pub fn process_line(&mut self, line: &str, out: &mut Vec<Failure>) -> LineResult {
-        let now = self.now();
-        let hit = self.st.dates.find(line, now);
-        self.run(Input::Found { line, hit }, Scan::Own, now, out)
+        self.find_date_and_run(line, Scan::Own, out)
     }
 
     /// As [`Filter::process_line`], with the line's date already found by a
@@ -679,9 +677,7 @@ impl Filter {
         hits: &Hits,
         out: &mut Vec<Failure>,
     ) -> LineResult {
-        let now = self.now();
-        let hit = self.st.dates.find(line, now);
-        self.run(Input::Found { line, hit }, Scan::Hits(hits), now, out)
+        self.find_date_and_run(line, Scan::Hits(hits), out)
     }
 
     /// As [`Filter::process_line`], when a scan of a block of lines
@@ -693,9 +689,7 @@ impl Filter {
         open: bool,
         out: &mut Vec<Failure>,
     ) -> LineResult {
-        let now = self.now();
-        let hit = self.st.dates.find(line, now);
-        self.run(Input::Found { line, hit }, Scan::Before(open), now, out)
+        self.find_date_and_run(line, Scan::Before(open), out)
     }
 
     /// Processes a line whose date is known (a journal entry): `time_text`
@@ -718,6 +712,18 @@ impl Filter {
             now,
             out,
         )
+    }
+
+    /// Finds the line's date with the filter's own detector, then runs it.
+    fn find_date_and_run(
+        &mut self,
+        line: &str,
+        scanned: Scan,
+        out: &mut Vec<Failure>,
+    ) -> LineResult {
+        let now = self.now();
+        let hit = self.st.dates.find(line, now);
+        self.run(Input::Found { line, hit }, scanned, now, out)
     }
 
     fn run(&mut self, input: Input, scanned: Scan, now: f64, out: &mut Vec<Failure>) -> LineResult {
@@ -1161,9 +1167,10 @@ impl State {
             }
             if no_date {
                 let tl = &window.last().unwrap().text[..];
-                let lines: Vec<&str> = matched.iter().map(|&i| window[i].text.as_str()).collect();
                 let next = &mut self.next_warn[WARN_NO_TIME];
                 warn_once(next, now, || {
+                    let lines: Vec<&str> =
+                        matched.iter().map(|&i| window[i].text.as_str()).collect();
                     tracing::warn!(
                         "[{name}] Found a match but no valid date/time found for {tl:?}."
                     );
@@ -1175,7 +1182,7 @@ impl State {
                 }
             }
             if !def.opts.check_all || def.maxlines > 1 {
-                *buffer = Buffer::Lines(unmatched.clone());
+                *buffer = Buffer::Lines(unmatched);
                 searched = Searched::Stale;
             }
             let mut fail = Fail::default();
@@ -1553,23 +1560,12 @@ fn failure(
 /// Fail2ban's `_tupleLinesBuf`: the lines without their dates, each ended by `\n`.
 fn join(window: &[Line], only: Option<&[usize]>, out: &mut String) {
     out.clear();
-    match only {
-        Some(idx) => {
-            for (n, &i) in idx.iter().enumerate() {
-                if n > 0 {
-                    out.push('\n');
-                }
-                window[i].push_stripped(out);
-            }
+    let n = only.map_or(window.len(), <[usize]>::len);
+    for k in 0..n {
+        if k > 0 {
+            out.push('\n');
         }
-        None => {
-            for (n, l) in window.iter().enumerate() {
-                if n > 0 {
-                    out.push('\n');
-                }
-                l.push_stripped(out);
-            }
-        }
+        window[only.map_or(k, |idx| idx[k])].push_stripped(out);
     }
     out.push('\n');
 }
@@ -1618,7 +1614,7 @@ fn split_lines(
     for skipped in re.skipped_lines(text, |i| scratch.get(i)) {
         if let Some(m) = matched[k.min(matched.len())..]
             .iter()
-            .position(|&i| window[i].stripped() == skipped)
+            .position(|&i| window[i].stripped_is(&skipped))
         {
             unmatched.push(matched.remove(k + m));
             k += m;

@@ -459,22 +459,24 @@ impl Finder {
         if text.is_empty() {
             return false;
         }
-        let exact = match (&self.packed, &self.exact) {
-            (Some(p), _) => p.find(text).is_some(),
-            (None, Some(a)) => a.is_match(text),
-            (None, None) => false,
-        };
-        exact || self.caseless.as_ref().is_some_and(|a| a.is_match(text))
+        // Standard (not leftmost) matching: a find stops at the first match
+        // as `is_match` does.
+        self.find_exact(text).is_some() || self.caseless.as_ref().is_some_and(|a| a.is_match(text))
+    }
+
+    /// Where the first case-sensitive literal in `text` starts.
+    fn find_exact(&self, text: &[u8]) -> Option<usize> {
+        match (&self.packed, &self.exact) {
+            (Some(p), _) => p.find(text).map(|m| m.start()),
+            (None, Some(a)) => a.find(text).map(|m| m.start()),
+            (None, None) => None,
+        }
     }
 
     /// Where the first literal in `text[from..]` starts.
     fn find_from(&self, text: &[u8], from: usize) -> Option<usize> {
         let rest = text.get(from..)?;
-        let exact = match (&self.packed, &self.exact) {
-            (Some(p), _) => p.find(rest).map(|m| m.start()),
-            (None, Some(a)) => a.find(rest).map(|m| m.start()),
-            (None, None) => None,
-        };
+        let exact = self.find_exact(rest);
         let caseless = self
             .caseless
             .as_ref()

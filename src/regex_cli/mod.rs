@@ -96,7 +96,10 @@ fn usedns(value: Option<&str>) -> UseDns {
         Some("raw") => UseDns::Raw,
         Some("no") => UseDns::No,
         Some(other) => {
-            tracing::error!("Incorrect value {other:?} specified for usedns, using 'no'");
+            // Fail2ban's `Filter.setUseDns` text.
+            let shown = crate::util::py_repr(&serde_json::Value::from(other));
+            tracing::error!(target: "fail2ban.filter",
+                "Incorrect value {shown} specified for usedns. Using safe 'no'");
             UseDns::No
         }
     }

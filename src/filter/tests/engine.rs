@@ -497,14 +497,7 @@ fn nofail_lines_count_as_ignored_in_the_report() {
 #[test]
 fn prefilter_rejects_without_changing_results() {
     let d = sshd_like();
-    let mut with = build(&d, server());
-    let mut without = build(
-        &d,
-        FilterOptions {
-            prefilter: false,
-            ..server()
-        },
-    );
+    let (mut with, mut without) = super::with_and_without_prefilter(&d, server());
     assert!(with.prefilter_rejects() && !without.prefilter_rejects());
     let lines = [
         "sshd[4]: Connection from 192.0.2.90 port 1",
@@ -727,9 +720,16 @@ fn the_miss_path_allocates_nothing() {
         ] {
             let mut f = build(&d, opts);
             let mut out = Vec::with_capacity(4);
+            // Lines whose date the filter finds itself, a new second each.
+            let dated: Vec<String> = (0..4)
+                .flat_map(|s| misses.map(|l| format!("Jan 10 00:00:0{s} host {l}")))
+                .collect();
             // Warm up: buffers grow to the longest line once.
             for l in misses.iter().chain(misses.iter()) {
                 f.process_dated("Jan 10 00:00:00", l, NOW, &mut out);
+                f.process_line(l, &mut out);
+            }
+            for l in &dated {
                 f.process_line(l, &mut out);
             }
             assert!(out.is_empty(), "{out:?}");
@@ -737,6 +737,9 @@ fn the_miss_path_allocates_nothing() {
             for _ in 0..100 {
                 for l in misses {
                     f.process_dated("Jan 10 00:00:00", l, NOW, &mut out);
+                }
+                for l in &dated {
+                    f.process_line(l, &mut out);
                 }
             }
             assert_eq!(alloc::count() - before, 0, "maxlines {}", d.maxlines);

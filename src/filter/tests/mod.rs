@@ -71,6 +71,17 @@ fn fixed(opts: FilterOptions) -> FilterOptions {
     }
 }
 
+/// The filter with `opts`, and the same without its prefilter: the two must
+/// agree on every line.
+fn with_and_without_prefilter(def: &FilterDef, opts: FilterOptions) -> (Filter, Filter) {
+    let without = FilterOptions {
+        prefilter: false,
+        ..opts.clone()
+    };
+    let build = |opts| Filter::new(def, opts).unwrap_or_else(|e| panic!("{e}"));
+    (build(opts), build(without))
+}
+
 #[test]
 fn every_stock_filter_compiles() {
     let filters = oracle(&["filters"], None);
@@ -164,15 +175,7 @@ fn corpus_agrees(check_all: bool, raw: bool, usedns: UseDns) {
             find_time: None,
             ..FilterOptions::regex_tool()
         });
-        let mut with = Filter::new(&def, opts.clone()).unwrap();
-        let mut without = Filter::new(
-            &def,
-            FilterOptions {
-                prefilter: false,
-                ..opts
-            },
-        )
-        .unwrap();
+        let (mut with, mut without) = with_and_without_prefilter(&def, opts);
         for (n, line) in v["lines"].as_array().unwrap().iter().enumerate() {
             let (tt, text, time) = (
                 line["time_text"].as_str().unwrap(),
@@ -323,15 +326,7 @@ fn prefilter_never_rejects_a_match_on_any_corpus_line() {
                 find_time: None,
                 ..base
             });
-            let mut with = Filter::new(&def, opts.clone()).unwrap();
-            let mut without = Filter::new(
-                &def,
-                FilterOptions {
-                    prefilter: false,
-                    ..opts
-                },
-            )
-            .unwrap();
+            let (mut with, mut without) = with_and_without_prefilter(&def, opts);
             let (mut a, mut b) = (Vec::new(), Vec::new());
             for (tt, text, time) in &lines {
                 a.clear();
