@@ -223,16 +223,6 @@ pub(crate) fn stream(session: &Session) -> Result<Vec<Value>, ConfigError> {
     Ok(out)
 }
 
-fn parse_usedns(v: &str) -> Option<UseDns> {
-    Some(match v.to_lowercase().as_str() {
-        "yes" => UseDns::Yes,
-        "warn" => UseDns::Warn,
-        "no" => UseDns::No,
-        "raw" => UseDns::Raw,
-        _ => return None,
-    })
-}
-
 fn lines(v: &str) -> Vec<String> {
     v.split('\n')
         .filter(|l| !l.is_empty())
@@ -302,7 +292,7 @@ fn filter_def(
     };
     let usedns = match text("usedns") {
         None => UseDns::default(),
-        Some(v) => parse_usedns(v)
+        Some(v) => UseDns::parse(v)
             .ok_or_else(|| err("usedns", format!("{v:?} is not one of yes, warn, no, raw")))?,
     };
     let journalmatch = lines(text("journalmatch").unwrap_or_default());

@@ -47,6 +47,32 @@ pub enum UseDns {
     Raw,
 }
 
+impl UseDns {
+    /// A `usedns` value, in any case: `yes`, `warn`, `no`, `raw`.
+    pub fn parse(v: &str) -> Option<UseDns> {
+        Some(match v.to_ascii_lowercase().as_str() {
+            "yes" => UseDns::Yes,
+            "warn" => UseDns::Warn,
+            "no" => UseDns::No,
+            "raw" => UseDns::Raw,
+            _ => return None,
+        })
+    }
+
+    /// A value set at run time (`set <jail> usedns`, `fail2ban-regex
+    /// --usedns`): one it does not know is logged in Fail2ban's words and
+    /// read as the safe `no`, as Fail2ban's `setUseDns` does.
+    pub fn parse_or_no(v: &str) -> UseDns {
+        UseDns::parse(v).unwrap_or_else(|| {
+            // Fail2ban shows the value lower-cased, as it compared it.
+            let shown = crate::util::py_repr(&serde_json::Value::from(v.to_lowercase()));
+            tracing::error!(target: "fail2ban.filter",
+                "Incorrect value {shown} specified for usedns. Using safe 'no'");
+            UseDns::No
+        })
+    }
+}
+
 /// A filter after layering, parameters, `%()` interpolation and `<tag>`
 /// substitution. The regexes still hold Fail2ban's match tags (`<HOST>`,
 /// `<F-USER>`, ...), which the filter engine expands.

@@ -90,19 +90,7 @@ fn start_log(level: &str) -> Result<(), String> {
 }
 
 fn usedns(value: Option<&str>) -> UseDns {
-    match value.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("warn") => UseDns::Warn,
-        Some("yes") => UseDns::Yes,
-        Some("raw") => UseDns::Raw,
-        Some("no") => UseDns::No,
-        Some(other) => {
-            // Fail2ban's `Filter.setUseDns` text.
-            let shown = crate::util::py_repr(&serde_json::Value::from(other));
-            tracing::error!(target: "fail2ban.filter",
-                "Incorrect value {shown} specified for usedns. Using safe 'no'");
-            UseDns::No
-        }
-    }
+    value.map_or(UseDns::Warn, UseDns::parse_or_no)
 }
 
 /// The LOG argument, read.

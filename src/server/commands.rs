@@ -1000,18 +1000,7 @@ fn edit_def(def: &mut JailDef, opt: &str, values: &[String]) -> Result<Show> {
             Ok(show)
         }
         "usedns" => {
-            f.usedns = match v.to_ascii_lowercase().as_str() {
-                "yes" | "true" => UseDns::Yes,
-                "warn" => UseDns::Warn,
-                "raw" => UseDns::Raw,
-                "no" | "false" => UseDns::No,
-                other => {
-                    let shown = crate::util::py_repr(&Value::from(other));
-                    tracing::error!(target: "fail2ban.filter",
-                        "Incorrect value {shown} specified for usedns. Using safe 'no'");
-                    UseDns::No
-                }
-            };
+            f.usedns = UseDns::parse_or_no(&v);
             Ok(Box::new(|rt| {
                 json!(rt
                     .def
